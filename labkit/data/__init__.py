@@ -1,0 +1,1 @@
+"""Data the book generates or ships: labelled sets, corpora, batch builders."""

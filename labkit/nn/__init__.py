@@ -1,0 +1,2 @@
+"""From-scratch building blocks and models."""
+from .classifier import SequenceClassifier  # noqa: F401
