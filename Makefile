@@ -28,7 +28,7 @@ GUARD_ENV := LABKIT_PROFILE=smoke LABKIT_HEADLESS=1 LABKIT_NETGUARD=1 PYTHONPATH
 
 test: $(STAMP)
 	$(OFFLINE_ENV) $(BIN)/python -m pytest -q -p no:cacheprovider tests
-	$(OFFLINE_ENV) $(GUARD_ENV) $(BIN)/python -m pytest -q -p no:cacheprovider --nbval-lax $(CHECKED_NOTEBOOKS)
+	$(if $(CHECKED_NOTEBOOKS),$(OFFLINE_ENV) $(GUARD_ENV) $(BIN)/python -m pytest -q -p no:cacheprovider --nbval-lax $(CHECKED_NOTEBOOKS))
 
 # After editing a cell marked NBVAL_CHECK_OUTPUT: run it at the smoke profile and store its output.
 checked-outputs: $(STAMP)

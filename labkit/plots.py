@@ -175,7 +175,8 @@ def line_plot(x, ys: dict[str, list], *, title: str, x_title: str, y_title: str,
         fig.add_trace(go.Scatter(x=list(x), y=list(y), mode="lines+markers", name=name,
                                  line=dict(color=PALETTE[i % len(PALETTE)])))
     fig.update_layout(title=title, xaxis_title=x_title, yaxis_title=y_title, height=height,
-                      template="plotly_white", margin=dict(l=50, r=20, t=50, b=40))
+                      template="plotly_white", margin=dict(l=50, r=20, t=50, b=40),
+                      legend=dict(orientation="h", yanchor="top", y=-0.2, xanchor="left", x=0))
     if log_x:
         fig.update_xaxes(type="log")
     if y_range is not None:

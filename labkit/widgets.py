@@ -233,10 +233,14 @@ class Panel:
 
 
 def _allowed(spec: Any) -> str:
+    if hasattr(spec, "allowed"):  # a spec defined elsewhere describes itself
+        return spec.allowed()
     if isinstance(spec, LogFloat):
         return f"{spec.low:g} … {spec.high:g} (log scale)"
     if isinstance(spec, (Int, Float)):
         return f"{spec.low:g} … {spec.high:g}, step {spec.step:g}"
     if isinstance(spec, Choice):
         return ", ".join(map(str, spec.options))
-    return "on / off"
+    if isinstance(spec, Toggle):
+        return "on / off"
+    return type(spec).__name__

@@ -105,7 +105,7 @@ def extra_benchmarks() -> None:
         module = importlib.import_module(f"scripts.{path.stem}")
         if hasattr(module, "main"):
             print(f"\n== {path.stem} ==")
-            module.main()
+            module.main([])
 
 
 def main() -> None:

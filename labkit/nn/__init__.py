@@ -1,2 +1,8 @@
 """From-scratch building blocks and models."""
 from .classifier import SequenceClassifier  # noqa: F401
+from .attention import (  # noqa: F401
+    MultiHeadAttention, attention_loop, attention_weights, scaled_dot_product_attention, sinusoidal_positions,
+)
+from .transformer import (  # noqa: F401
+    GPT, BertEncoder, BertForPretraining, Block, RMSNorm, TransformerConfig,
+)

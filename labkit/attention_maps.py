@@ -1,0 +1,109 @@
+"""Attention maps of an encoder, as plotly heatmaps, and a free-text control for widget panels.
+
+    tokens, maps = attention_for(encoder, tokenizer, "The cat sat.")   # maps[layer]: (heads, T, T)
+    heatmap(maps[2][0], tokens, "layer 2, head 0")
+    head_grid(maps[2], tokens, "layer 2")
+
+``Text`` has the interface of the specs in :mod:`labkit.widgets` (``default``, ``validate``,
+``widget``), so ``Panel(..., sentence=Text("The cat sat."))`` gives a text box.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import plotly.graph_objects as go
+import torch
+from plotly.subplots import make_subplots
+
+
+@dataclass
+class Text:
+    """A line of free text (a sentence), as a text box."""
+    default: str
+    max_chars: int = 300
+    label: str | None = None
+
+    def validate(self, name: str, v: Any) -> str | None:
+        if not isinstance(v, str) or not v.strip():
+            return f"{name} must be a non-empty piece of text; got {v!r}"
+        if len(v) > self.max_chars:
+            return f"{name} must be at most {self.max_chars} characters; got {len(v)}"
+        return None
+
+    def allowed(self) -> str:
+        return f"any text up to {self.max_chars} characters"
+
+    def widget(self, name: str):
+        import ipywidgets as w
+        return w.Text(value=self.default, description=self.label or name, continuous_update=False,
+                      layout=w.Layout(width="90%"), style={"description_width": "initial"})
+
+
+@torch.no_grad()
+def attention_for(encoder, tokenizer, sentence: str, causal: bool = False):
+    """Tokenise one sentence and return (tokens, [per layer: weights (n_heads, T, T)]) from a BertEncoder."""
+    batch = tokenizer(sentence, return_tensors="pt", truncation=True, max_length=encoder.cfg.max_len)
+    encoder.eval()
+    _, maps = encoder(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"),
+                      need_weights=True, causal=causal)
+    tokens = tokenizer.convert_ids_to_tokens(batch["input_ids"][0])
+    return tokens, [m[0] for m in maps]
+
+
+def _labels(tokens):
+    return [f"{i}:{t}" for i, t in enumerate(tokens)]     # positions keep repeated tokens apart
+
+
+def heatmap(weights: torch.Tensor, tokens, title: str, height: int = 480) -> go.Figure:
+    """One head's (T, T) attention weights: rows are queries, columns keys."""
+    labels = _labels(tokens)
+    fig = go.Figure(go.Heatmap(z=weights.numpy(), x=labels, y=labels, colorscale="Viridis", zmin=0,
+                               hovertemplate="query %{y}<br>key %{x}<br>weight %{z:.3f}<extra></extra>"))
+    fig.update_yaxes(autorange="reversed", title_text="query (attends from)")
+    fig.update_xaxes(title_text="key (attends to)", tickangle=-45)
+    fig.update_layout(title=title, height=height, width=height + 80)
+    return fig
+
+
+def head_grid(layer_weights: torch.Tensor, tokens, title: str, heads=None, cols: int = 4) -> go.Figure:
+    """Small heatmaps of several heads of one layer (layer_weights: (n_heads, T, T)); hover for tokens."""
+    heads = list(range(layer_weights.shape[0])) if heads is None else list(heads)
+    rows = -(-len(heads) // cols)
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[f"head {h}" for h in heads],
+                        horizontal_spacing=0.03, vertical_spacing=0.08)
+    labels = _labels(tokens)
+    for i, h in enumerate(heads):
+        fig.add_trace(go.Heatmap(z=layer_weights[h].numpy(), x=labels, y=labels, coloraxis="coloraxis"),
+                      i // cols + 1, i % cols + 1)
+    fig.update_yaxes(autorange="reversed", showticklabels=False)
+    fig.update_xaxes(showticklabels=False)
+    fig.update_layout(height=220 * rows + 80, coloraxis={"colorscale": "Viridis", "cmin": 0}, title=title)
+    return fig
+
+
+def lab03a_exercises(encoder, tokenizer, sentence: str, layer: int = 0, head: int = 0) -> dict:
+    """The checked exercises of Lab 3a; every expected value is computed from the encoder's own maps."""
+    from .exercises import Exercise
+
+    tokens, maps = attention_for(encoder, tokenizer, sentence)
+    _, causal_maps = attention_for(encoder, tokenizer, sentence, causal=True)
+    w, wc = maps[layer][head], causal_maps[layer][head]
+    n = len(tokens)
+    return {
+        "3a.1": Exercise("3a.1", f"How many attention weights does ONE head compute for the sentence "
+                                 f"{sentence!r} ({n} tokens with [CLS] and [SEP])?",
+                         expected=lambda: w.numel(), hint="one weight for every (query, key) pair",
+                         explain="n queries × n keys: quadratic in the sequence length."),
+        "3a.2": Exercise("3a.2", "What does each row of an attention matrix sum to?",
+                         expected=lambda: round(w.sum(-1).mean().item(), 4), rel=1e-3,
+                         hint="each row is the output of a softmax over the keys",
+                         explain="A softmax makes the weights of one query a probability distribution."),
+        "3a.3": Exercise("3a.3", f"With the causal mask on, how many of that head's {n * n} weights are non-zero?",
+                         expected=lambda: int((wc > 0).sum()), hint="query i may only see keys 0..i: 1 + 2 + ... + n",
+                         explain="n(n+1)/2: the lower triangle with its diagonal."),
+        "3a.4": Exercise("3a.4", "How many attention weights does the whole encoder compute for this sentence "
+                                 f"({len(maps)} layers × {maps[0].shape[0]} heads)?",
+                         expected=lambda: sum(m.numel() for m in maps),
+                         hint="layers × heads × (weights per head)"),
+    }

@@ -1,0 +1,358 @@
+"""A Transformer from scratch: one block, two stacks (GPT decoder, BERT encoder), weight loading.
+
+Read top to bottom: config -> norms -> feed-forward -> Block -> embeddings -> GPT -> BertEncoder
+-> BertForPretraining. ``from_hf`` copies published Hugging Face weights into these modules
+and reproduces their outputs to float precision.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .attention import MultiHeadAttention, padding_mask, sinusoidal_positions
+
+
+@dataclass
+class TransformerConfig:
+    vocab_size: int
+    max_len: int = 128              # context length (number of position embeddings)
+    d_model: int = 64
+    n_heads: int = 4
+    n_layers: int = 2
+    d_ff: int | None = None         # None -> 4 * d_model
+    dropout: float = 0.0
+    norm_position: str | None = None  # "pre" (GPT-2) | "post" (BERT); None -> the model's own default
+    norm: str = "layer"             # "layer" | "rms" | "batch"
+    activation: str = "gelu"        # "gelu" (exact, BERT) | "gelu_tanh" (GPT-2's "gelu_new") | "relu"
+    layer_norm_eps: float = 1e-5
+    positional: str = "learned"     # "learned" | "sinusoidal"
+    type_vocab_size: int = 2        # BERT's segment (token type) embeddings
+    bias: bool = True
+    tie_weights: bool = True        # LM head shares the token-embedding matrix
+
+    def __post_init__(self):
+        for name in ("vocab_size", "max_len", "d_model", "n_heads", "n_layers"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1; got {getattr(self, name)!r}")
+        if self.d_model % self.n_heads:
+            raise ValueError(f"n_heads ({self.n_heads}) must divide d_model ({self.d_model})")
+        if self.d_ff is None:
+            self.d_ff = 4 * self.d_model
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1); got {self.dropout!r}")
+        choices = {"norm_position": (None, "pre", "post"), "norm": ("layer", "rms", "batch"),
+                   "activation": ("gelu", "gelu_tanh", "relu"), "positional": ("learned", "sinusoidal")}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}; got {getattr(self, name)!r}")
+        if self.positional == "sinusoidal" and self.d_model % 2:
+            raise ValueError(f"d_model must be even for positional='sinusoidal'; got {self.d_model}")
+
+
+def gpt_config_from_hf(c) -> TransformerConfig:
+    """The TransformerConfig of a Hugging Face ``GPT2Config``."""
+    act = {"gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "gelu": "gelu", "relu": "relu"}
+    if c.activation_function not in act:
+        raise ValueError(f"unsupported activation_function {c.activation_function!r}")
+    return TransformerConfig(vocab_size=c.vocab_size, max_len=c.n_positions, d_model=c.n_embd,
+                             n_heads=c.n_head, n_layers=c.n_layer, d_ff=c.n_inner or 4 * c.n_embd,
+                             norm_position="pre", activation=act[c.activation_function],
+                             layer_norm_eps=c.layer_norm_epsilon)
+
+
+def bert_config_from_hf(c) -> TransformerConfig:
+    """The TransformerConfig of a Hugging Face ``BertConfig``."""
+    act = {"gelu": "gelu", "relu": "relu", "gelu_new": "gelu_tanh"}
+    if c.hidden_act not in act:
+        raise ValueError(f"unsupported hidden_act {c.hidden_act!r}")
+    return TransformerConfig(vocab_size=c.vocab_size, max_len=c.max_position_embeddings, d_model=c.hidden_size,
+                             n_heads=c.num_attention_heads, n_layers=c.num_hidden_layers,
+                             d_ff=c.intermediate_size, norm_position="post", activation=act[c.hidden_act],
+                             layer_norm_eps=c.layer_norm_eps, type_vocab_size=c.type_vocab_size)
+
+
+# ---------------------------------------------------------------- normalisation layers
+class RMSNorm(nn.Module):
+    """x / sqrt(mean(x^2) + eps) * g: LayerNorm without the mean subtraction and without a bias."""
+
+    def __init__(self, d: int, eps: float = 1e-6):
+        super().__init__()
+        self.eps, self.weight = eps, nn.Parameter(torch.ones(d))
+
+    def forward(self, x):
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
+
+
+class TokenBatchNorm(nn.BatchNorm1d):
+    """BatchNorm over (B, T, C) tokens: statistics per channel across the batch and all positions."""
+
+    def forward(self, x):
+        return super().forward(x.transpose(1, 2)).transpose(1, 2)
+
+
+def make_norm(cfg: TransformerConfig) -> nn.Module:
+    if cfg.norm == "rms":
+        return RMSNorm(cfg.d_model, cfg.layer_norm_eps)
+    if cfg.norm == "batch":
+        return TokenBatchNorm(cfg.d_model, eps=cfg.layer_norm_eps)
+    return nn.LayerNorm(cfg.d_model, eps=cfg.layer_norm_eps, bias=cfg.bias)
+
+
+# ---------------------------------------------------------------- the block
+def activation(cfg: TransformerConfig) -> nn.Module:
+    return {"gelu": nn.GELU(), "gelu_tanh": nn.GELU(approximate="tanh"), "relu": nn.ReLU()}[cfg.activation]
+
+
+class FeedForward(nn.Module):
+    """Position-wise MLP: Linear(d_model, d_ff) -> GELU -> Linear(d_ff, d_model) -> dropout."""
+
+    def __init__(self, cfg: TransformerConfig):
+        super().__init__()
+        self.fc = nn.Linear(cfg.d_model, cfg.d_ff, bias=cfg.bias)
+        self.proj = nn.Linear(cfg.d_ff, cfg.d_model, bias=cfg.bias)
+        self.act = activation(cfg)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x):
+        return self.drop(self.proj(self.act(self.fc(x))))
+
+
+class Block(nn.Module):
+    """One Transformer layer: multi-head self-attention and a feed-forward net, each in a residual branch.
+
+    pre-LN  (GPT-2):  x = x + Attn(LN(x));   x = x + FFN(LN(x))
+    post-LN (BERT):   x = LN(x + Attn(x));   x = LN(x + FFN(x))
+    """
+
+    def __init__(self, cfg: TransformerConfig, norm_position: str = "pre"):
+        super().__init__()
+        self.pre = norm_position == "pre"
+        self.ln1, self.ln2 = make_norm(cfg), make_norm(cfg)
+        self.attn = MultiHeadAttention(cfg.d_model, cfg.n_heads, cfg.dropout, cfg.bias)
+        self.mlp = FeedForward(cfg)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x, mask=None, causal=False, need_weights=False):
+        if self.pre:
+            a, w = self._attend(self.ln1(x), mask, causal, need_weights)
+            x = x + a
+            x = x + self.mlp(self.ln2(x))
+        else:
+            a, w = self._attend(x, mask, causal, need_weights)
+            x = self.ln1(x + a)
+            x = self.ln2(x + self.mlp(x))
+        return (x, w) if need_weights else x
+
+    def _attend(self, x, mask, causal, need_weights):
+        out = self.attn(x, mask, causal, need_weights)
+        a, w = out if need_weights else (out, None)
+        return self.drop(a), w
+
+
+# ---------------------------------------------------------------- embeddings
+class Embeddings(nn.Module):
+    """token embedding + position encoding (+ segment embedding for BERT), optional LayerNorm, dropout."""
+
+    def __init__(self, cfg: TransformerConfig, segments: bool = False, norm: bool = False):
+        super().__init__()
+        self.cfg = cfg
+        self.tok = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        if cfg.positional == "learned":
+            self.pos = nn.Embedding(cfg.max_len, cfg.d_model)
+        else:
+            self.register_buffer("pe", sinusoidal_positions(cfg.max_len, cfg.d_model), persistent=False)
+        self.seg = nn.Embedding(cfg.type_vocab_size, cfg.d_model) if segments else None
+        self.norm = make_norm(cfg) if norm else None
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, idx, token_type_ids=None):
+        if idx.dim() != 2:
+            raise ValueError(f"input ids must have shape (batch, seq_len); got {tuple(idx.shape)}")
+        T = idx.size(1)
+        if T > self.cfg.max_len:
+            raise ValueError(f"sequence length {T} exceeds max_len={self.cfg.max_len}")
+        pos = torch.arange(T, device=idx.device)
+        x = self.tok(idx) + (self.pos(pos) if self.cfg.positional == "learned" else self.pe[:T])
+        if self.seg is not None:
+            x = x + self.seg(torch.zeros_like(idx) if token_type_ids is None else token_type_ids)
+        if self.norm is not None:
+            x = self.norm(x)
+        return self.drop(x)
+
+
+def _init_weights(model: nn.Module, n_layers: int, std: float = 0.02) -> None:
+    """GPT-2 initialisation: N(0, 0.02) everywhere, residual projections scaled by 1/sqrt(2 * n_layers)."""
+    for name, p in model.named_parameters():
+        if p.dim() >= 2:
+            scale = 1 / math.sqrt(2 * n_layers) if name.endswith("proj.weight") else 1.0
+            nn.init.normal_(p, 0.0, std * scale)
+        elif name.endswith("bias"):
+            nn.init.zeros_(p)
+
+
+# ---------------------------------------------------------------- GPT (decoder-only)
+class GPT(nn.Module):
+    """Decoder-only Transformer (GPT-2 layout): causal self-attention, pre-LN, final LayerNorm, tied LM head."""
+
+    def __init__(self, cfg: TransformerConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.emb = Embeddings(cfg)
+        self.blocks = nn.ModuleList(Block(cfg, cfg.norm_position or "pre") for _ in range(cfg.n_layers))
+        self.ln_f = make_norm(cfg)
+        self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        _init_weights(self, cfg.n_layers)
+        if cfg.tie_weights:
+            self.lm_head.weight = self.emb.tok.weight
+
+    def forward(self, idx, need_weights: bool = False):
+        """idx (B, T) token ids -> logits (B, T, vocab_size) for the NEXT token at every position."""
+        x, maps = self.emb(idx), []
+        for block in self.blocks:
+            x = block(x, causal=True, need_weights=need_weights)
+            if need_weights:
+                x, w = x
+                maps.append(w)
+        logits = self.lm_head(self.ln_f(x))
+        return (logits, maps) if need_weights else logits
+
+    @torch.no_grad()
+    def generate(self, idx, max_new_tokens: int, *, greedy: bool = False, temperature: float = 1.0,
+                 top_k: int | None = None, top_p: float | None = None, generator: torch.Generator | None = None):
+        """Append max_new_tokens tokens to idx (B, T), one at a time, feeding each back in (autoregression)."""
+        if temperature <= 0:
+            raise ValueError(f"temperature must be > 0 (use greedy=True for argmax); got {temperature!r}")
+        if top_k is not None and top_k < 1:
+            raise ValueError(f"top_k must be >= 1; got {top_k!r}")
+        if top_p is not None and not 0.0 < top_p <= 1.0:
+            raise ValueError(f"top_p must be in (0, 1]; got {top_p!r}")
+        for _ in range(max_new_tokens):
+            logits = self(idx[:, -self.cfg.max_len:])[:, -1, :]          # the last position only
+            if greedy:
+                nxt = logits.argmax(-1, keepdim=True)
+            else:
+                logits = logits / temperature
+                if top_k is not None:                                    # keep the k most likely
+                    kth = torch.topk(logits, min(top_k, logits.size(-1))).values[:, -1:]
+                    logits = logits.masked_fill(logits < kth, float("-inf"))
+                if top_p is not None:                                    # keep the smallest set with mass >= p
+                    sorted_logits, order = logits.sort(-1, descending=True)
+                    cum = sorted_logits.softmax(-1).cumsum(-1)
+                    drop = cum - sorted_logits.softmax(-1) >= top_p      # mass BEFORE this token already >= p
+                    sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
+                    logits = torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
+                nxt = torch.multinomial(logits.softmax(-1), 1, generator=generator)
+            idx = torch.cat([idx, nxt], dim=1)
+        return idx
+
+    @classmethod
+    def from_hf(cls, hf_model) -> "GPT":
+        """Copy a Hugging Face ``GPT2LMHeadModel`` (or ``GPT2Model``) into a GPT with identical logits."""
+        cfg = gpt_config_from_hf(hf_model.config)
+        model = cls(cfg)
+        sd = hf_model.state_dict()
+        p = "transformer." if any(k.startswith("transformer.") for k in sd) else ""
+        new = {"emb.tok.weight": sd[p + "wte.weight"], "emb.pos.weight": sd[p + "wpe.weight"],
+               "ln_f.weight": sd[p + "ln_f.weight"], "ln_f.bias": sd[p + "ln_f.bias"]}
+        # GPT-2 stores its linear layers as Conv1D with weight (in, out): transpose to nn.Linear's (out, in)
+        names = {"ln_1": "ln1", "ln_2": "ln2", "attn.c_attn": "attn.qkv", "attn.c_proj": "attn.proj",
+                 "mlp.c_fc": "mlp.fc", "mlp.c_proj": "mlp.proj"}
+        for i in range(cfg.n_layers):
+            for theirs, ours in names.items():
+                w = sd[f"{p}h.{i}.{theirs}.weight"]
+                new[f"blocks.{i}.{ours}.weight"] = w if theirs.startswith("ln") else w.t()
+                new[f"blocks.{i}.{ours}.bias"] = sd[f"{p}h.{i}.{theirs}.bias"]
+        new["lm_head.weight"] = new["emb.tok.weight"]
+        model.load_state_dict(new, strict=True)
+        return model
+
+
+# ---------------------------------------------------------------- BERT (encoder-only)
+class BertEncoder(nn.Module):
+    """Encoder-only Transformer (BERT layout): token+position+segment embeddings, LayerNorm, post-LN blocks.
+
+    Attention is bidirectional; ``attention_mask`` (B, T) with 1 = token, 0 = padding hides the pads.
+    """
+
+    def __init__(self, cfg: TransformerConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.emb = Embeddings(cfg, segments=True, norm=True)
+        self.blocks = nn.ModuleList(Block(cfg, cfg.norm_position or "post") for _ in range(cfg.n_layers))
+        _init_weights(self, cfg.n_layers)
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None, need_weights: bool = False,
+                causal: bool = False):
+        """-> hidden states (B, T, d_model); with need_weights, also a list of (B, n_heads, T, T) per layer.
+
+        ``causal=True`` hides the future as in a decoder (BERT was not trained that way: for experiments).
+        """
+        x = self.emb(input_ids, token_type_ids)
+        mask = None if attention_mask is None else padding_mask(attention_mask)
+        maps = []
+        for block in self.blocks:
+            x = block(x, mask, causal=causal, need_weights=need_weights)
+            if need_weights:
+                x, w = x
+                maps.append(w)
+        return (x, maps) if need_weights else x
+
+    @classmethod
+    def from_hf(cls, hf_bert_model) -> "BertEncoder":
+        """Copy a Hugging Face ``BertModel`` into a BertEncoder with identical last_hidden_state."""
+        cfg = bert_config_from_hf(hf_bert_model.config)
+        model = cls(cfg)
+        model.load_state_dict(_bert_state_dict(hf_bert_model.state_dict(), cfg.n_layers), strict=True)
+        return model
+
+
+def _bert_state_dict(sd: dict, n_layers: int, prefix: str = "") -> dict:
+    """Rename a BertModel state dict to BertEncoder names; Q, K, V are stacked into one qkv matrix."""
+    p = prefix if any(k.startswith(prefix + "embeddings.") for k in sd) else ""
+    new = {"emb.tok.weight": sd[p + "embeddings.word_embeddings.weight"],
+           "emb.pos.weight": sd[p + "embeddings.position_embeddings.weight"],
+           "emb.seg.weight": sd[p + "embeddings.token_type_embeddings.weight"],
+           "emb.norm.weight": sd[p + "embeddings.LayerNorm.weight"],
+           "emb.norm.bias": sd[p + "embeddings.LayerNorm.bias"]}
+    for i in range(n_layers):
+        L, b = f"{p}encoder.layer.{i}.", f"blocks.{i}."
+        for t in ("weight", "bias"):
+            new[b + "attn.qkv." + t] = torch.cat([sd[L + f"attention.self.{n}.{t}"] for n in ("query", "key", "value")])
+            new[b + "attn.proj." + t] = sd[L + "attention.output.dense." + t]
+            new[b + "ln1." + t] = sd[L + "attention.output.LayerNorm." + t]
+            new[b + "mlp.fc." + t] = sd[L + "intermediate.dense." + t]
+            new[b + "mlp.proj." + t] = sd[L + "output.dense." + t]
+            new[b + "ln2." + t] = sd[L + "output.LayerNorm." + t]
+    return new
+
+
+class BertForPretraining(nn.Module):
+    """BertEncoder + the two BERT pretraining heads.
+
+    MLM head: Linear -> GELU -> LayerNorm -> decoder tied to the token embeddings (+ bias), per position.
+    Pair head (NSP or SOP): pooler Linear -> tanh on the [CLS] vector, then Linear(d_model, 2).
+    """
+
+    def __init__(self, cfg: TransformerConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.encoder = BertEncoder(cfg)
+        self.mlm_transform = nn.Sequential(nn.Linear(cfg.d_model, cfg.d_model), activation(cfg),
+                                           nn.LayerNorm(cfg.d_model, eps=cfg.layer_norm_eps))
+        self.mlm_decoder = nn.Linear(cfg.d_model, cfg.vocab_size)
+        self.pooler = nn.Linear(cfg.d_model, cfg.d_model)
+        self.pair_head = nn.Linear(cfg.d_model, 2)
+        _init_weights(self, cfg.n_layers)
+        if cfg.tie_weights:
+            self.mlm_decoder.weight = self.encoder.emb.tok.weight
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None):
+        """-> (mlm_logits (B, T, vocab_size), pair_logits (B, 2))."""
+        h = self.encoder(input_ids, attention_mask, token_type_ids)
+        mlm_logits = self.mlm_decoder(self.mlm_transform(h))
+        pair_logits = self.pair_head(torch.tanh(self.pooler(h[:, 0])))
+        return mlm_logits, pair_logits
