@@ -1,0 +1,116 @@
+"""Fine-tuning strategies side by side (chapter 3.5): one classifier, one budget, different parameters trained.
+
+Each strategy is a function that takes a fresh :class:`~labkit.nn.SequenceClassifier`
+(pretrained encoder + new head) and decides what trains; :func:`run_strategy`
+trains it with :func:`~labkit.train.fit` for the same epochs on the same data,
+then measures test accuracy, trainable parameters, wall time, peak memory and
+the training-state memory of one batch.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from .adapters import add_adapters
+from .finetune import (GradualUnfreezing, Meter, bitfit, count_parameters, freeze, layerwise_param_groups,
+                       memory_breakdown, unfreeze_top_k)
+from .lora import inject_lora
+from .nn import SequenceClassifier
+from .train import History, accuracy, evaluate, fit, make_adamw
+
+__all__ = ["STRATEGIES", "Setup", "StrategyResult", "run_strategy"]
+
+
+@dataclass
+class Setup:
+    """What a strategy hands to ``fit``: an optimizer (else AdamW at ``lr`` over trainable parameters) and callbacks."""
+    optimizer: torch.optim.Optimizer | None = None
+    callbacks: list = field(default_factory=list)
+
+
+def full(model, lr, **_):
+    return Setup()
+
+
+def linear_probe(model, lr, **_):
+    freeze(model.encoder)
+    return Setup()
+
+
+def top_k(model, lr, k=2, **_):
+    unfreeze_top_k(model.encoder, k)
+    return Setup()
+
+
+def gradual(model, lr, decay=0.8, **_):
+    """ULMFiT: one more block per epoch, top-down, each block with its own (smaller) learning rate."""
+    optimizer = make_adamw(layerwise_param_groups(model, base_lr=lr, decay=decay), lr=lr)
+    return Setup(optimizer=optimizer, callbacks=[GradualUnfreezing(model.encoder)])
+
+
+def lora(model, lr, r=8, alpha=16, targets=("query", "value"), **_):
+    freeze(model.encoder)
+    inject_lora(model.encoder, list(targets), r=r, alpha=alpha)
+    return Setup()
+
+
+def adapters(model, lr, bottleneck=16, **_):
+    freeze(model.encoder)
+    add_adapters(model.encoder, ["output.dense"], bottleneck=bottleneck)
+    return Setup()
+
+
+def bitfit_(model, lr, **_):
+    bitfit(model)
+    return Setup()
+
+
+STRATEGIES: dict[str, Callable] = {
+    "full fine-tuning": full, "linear probe": linear_probe, "top-2 blocks": top_k,
+    "gradual unfreezing + discriminative LR": gradual, "LoRA (r=8, query/value)": lora,
+    "adapters (bottleneck 16)": adapters, "BitFit": bitfit_,
+}
+
+
+@dataclass
+class StrategyResult:
+    strategy: str
+    test_acc: float
+    trainable: int
+    total: int
+    seconds: float
+    peak_mb: float
+    memory: dict
+    history: History = field(repr=False)
+    model: torch.nn.Module = field(repr=False)
+
+    def row(self) -> dict:
+        return {"strategy": self.strategy, "test accuracy": round(self.test_acc, 3), "trainable params": self.trainable,
+                "trainable %": round(100 * self.trainable / self.total, 3), "seconds": round(self.seconds, 1),
+                "peak RSS Δ MB": round(self.peak_mb), "grads+AdamW MB": round(
+                    self.memory["grads MB"] + self.memory["AdamW state MB"], 2),
+                "activations MB": round(self.memory["activations MB"], 1)}
+
+
+def run_strategy(name: str, encoder: torch.nn.Module, train, test, *, lr: float, epochs: int,
+                 batch_size: int = 16, n_classes: int = 2, seed: int = 0, callbacks=(), **options) -> StrategyResult:
+    """Build the classifier on ``encoder`` (a fresh copy), apply strategy ``name``, train, test."""
+    if name not in STRATEGIES:
+        raise ValueError(f"name must be one of {list(STRATEGIES)}; got {name!r}")
+    torch.manual_seed(seed)
+    model = SequenceClassifier(encoder, n_classes=n_classes)
+    setup = STRATEGIES[name](model, lr, **options)
+    with Meter() as meter:
+        history = fit(model, train, epochs=epochs, batch_size=batch_size, seed=seed, name=name,
+                      lr=None if setup.optimizer else lr, optimizer=setup.optimizer,
+                      callbacks=[*setup.callbacks, *callbacks])
+    scores = evaluate(model, test, batch_size=64, metrics={"acc": accuracy})
+    trainable = count_parameters(model, trainable_only=True)
+    if isinstance(setup.optimizer, torch.optim.Optimizer):  # gradual: count what had a gradient in the last step
+        trainable = sum(p.numel() for p in model.parameters() if p.grad is not None)
+    ids, mask = (t[:batch_size] for t in train.tensors[:2])
+    memory = memory_breakdown(model, ids, mask)  # one batch, with the (final) set of trainable parameters
+    return StrategyResult(name, scores["acc"], trainable, count_parameters(model), meter.seconds, meter.peak_mb,
+                          memory, history, model)
