@@ -1,0 +1,159 @@
+"""The article's BiLSTM, done right: one encoder, a classifier head, and an ELMo-style pretraining head.
+
+    encoder = BiLSTMEncoder(len(vocab))
+    lm = BiLSTMLanguageModel(encoder)        # pretrain on unlabelled text (next word / previous word)
+    save_encoder(encoder, vocab, "enc.safetensors")
+    encoder, vocab = load_encoder("enc.safetensors")
+    clf = BiLSTMClassifier(encoder)          # a fresh head; logits (B,), train with BCEWithLogitsLoss
+
+Why next-word/previous-word (Peters et al., "Deep contextualized word
+representations" (ELMo), NAACL 2018, arXiv:1802.05365) rather than MLM: a
+one-layer bidirectional LSTM is two LSTMs, one reading left to right and one
+right to left. Each can predict the *next* word in its own reading direction
+without ever seeing it, so every position of every sentence is a training
+signal, no ``[MASK]`` token is needed, and the encoder pretrained is exactly
+the encoder the classifier uses. (With more than one layer, ``nn.LSTM`` feeds
+both directions into the next layer, which would let the model see the word it
+must predict; so the encoder has one layer.)
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+__all__ = ["BiLSTMEncoder", "BiLSTMClassifier", "BiLSTMLanguageModel", "lm_forward", "lm_loss",
+           "lm_targets", "save_encoder", "load_encoder", "IGNORE"]
+
+IGNORE = -100  # the target id cross_entropy skips (positions with no next/previous word, padding)
+
+
+def _check_batch(ids: torch.Tensor, lengths: torch.Tensor) -> None:
+    if ids.ndim != 2:
+        raise ValueError(f"ids must have shape (batch, time); got {tuple(ids.shape)}")
+    if lengths.shape != ids.shape[:1]:
+        raise ValueError(f"lengths must have shape ({ids.shape[0]},), one per sequence; got {tuple(lengths.shape)}")
+    if len(lengths) and (int(lengths.min()) < 1 or int(lengths.max()) > ids.shape[1]):
+        raise ValueError(f"lengths must be between 1 and {ids.shape[1]}; got {lengths.tolist()}")
+
+
+class BiLSTMEncoder(nn.Module):
+    """Embedding (padding_idx=0) -> one bidirectional LSTM over the *packed* sequence.
+
+    Packing means the LSTM stops at each sequence's true length, so padding
+    never enters a state: a sequence gets the same result alone or in a padded batch.
+    """
+
+    def __init__(self, vocab_size: int, embed_dim: int = 64, hidden: int = 64, dropout: float = 0.0):
+        super().__init__()
+        for name, v in (("vocab_size", vocab_size), ("embed_dim", embed_dim), ("hidden", hidden)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < (3 if name == "vocab_size" else 1):
+                raise ValueError(f"{name} must be a whole number >= {3 if name == 'vocab_size' else 1}; got {v!r}")
+        self.config = {"vocab_size": vocab_size, "embed_dim": embed_dim, "hidden": hidden}
+        self.hidden = hidden
+        self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=0)
+        self.dropout = nn.Dropout(dropout)
+        self.lstm = nn.LSTM(embed_dim, hidden, batch_first=True, bidirectional=True)
+
+    def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``outputs`` (B, T, 2H): forward states in ``[..., :H]``, backward in ``[..., H:]`` (0 at padding);
+        ``h_n`` (2, B, H): the final forward state (after the last real word) and the final backward state
+        (after reading back to the first word)."""
+        _check_batch(ids, lengths)
+        x = self.dropout(self.embedding(ids))
+        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        out, (h_n, _) = self.lstm(packed)
+        out, _ = pad_packed_sequence(out, batch_first=True, total_length=ids.shape[1])
+        return out, h_n
+
+
+class BiLSTMClassifier(nn.Module):
+    """Encoder -> [final forward state ; final backward state] -> dropout -> Linear(2H, 1) -> logits (B,).
+
+    No sigmoid: train with ``BCEWithLogitsLoss`` on float labels of shape (B,)
+    (``torch.sigmoid(logits)`` is the probability of label 1 when you need one).
+    """
+
+    def __init__(self, encoder: BiLSTMEncoder, dropout: float = 0.1):
+        super().__init__()
+        self.encoder = encoder
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(2 * encoder.hidden, 1)
+
+    def features(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        _, h_n = self.encoder(ids, lengths)
+        return torch.cat([h_n[-2], h_n[-1]], dim=-1)
+
+    def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return self.head(self.dropout(self.features(ids, lengths))).squeeze(-1)
+
+
+class BiLSTMLanguageModel(nn.Module):
+    """ELMo-style pretraining of a :class:`BiLSTMEncoder`: the forward LSTM predicts the next word,
+    the backward LSTM the previous word. ``forward`` returns logits (B, 2, T, V): ``[:, 0]`` next, ``[:, 1]`` previous."""
+
+    def __init__(self, encoder: BiLSTMEncoder):
+        super().__init__()
+        self.encoder = encoder
+        vocab_size = encoder.embedding.num_embeddings
+        self.next_word = nn.Linear(encoder.hidden, vocab_size)
+        self.prev_word = nn.Linear(encoder.hidden, vocab_size)
+
+    def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        out, _ = self.encoder(ids, lengths)
+        h = self.encoder.hidden
+        return torch.stack([self.next_word(out[..., :h]), self.prev_word(out[..., h:])], dim=1)
+
+
+def lm_targets(ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Targets (B, 2, T): ``[:, 0, t]`` = word t+1, ``[:, 1, t]`` = word t-1, ``IGNORE`` where there is none."""
+    _check_batch(ids, lengths)
+    B, T = ids.shape
+    real = torch.arange(T, device=ids.device)[None, :] < lengths[:, None].to(ids.device)
+    words = torch.where(real, ids, torch.full_like(ids, IGNORE))
+    nxt = torch.full_like(ids, IGNORE)
+    prv = torch.full_like(ids, IGNORE)
+    nxt[:, :-1] = words[:, 1:]
+    prv[:, 1:] = words[:, :-1]
+    prv[~real] = IGNORE  # a padding position has no "previous word" to predict
+    return torch.stack([nxt, prv], dim=1)
+
+
+def lm_forward(model: BiLSTMLanguageModel, batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """For :func:`labkit.train.fit`: a batch ``(ids, lengths)`` -> ``(logits, targets)``."""
+    ids, lengths = batch[0], batch[1]
+    return model(ids, lengths), lm_targets(ids, lengths)
+
+
+def lm_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy over every position that has a next (or previous) word, both directions."""
+    return F.cross_entropy(logits.flatten(0, 2), targets.flatten(), ignore_index=IGNORE)
+
+
+def save_encoder(encoder: BiLSTMEncoder, vocab, path: str | os.PathLike) -> None:
+    """The encoder's ``state_dict`` as safetensors, with its config and vocabulary in the file's metadata
+    (the weights are meaningless without the word ids they were trained with)."""
+    if len(vocab) != encoder.config["vocab_size"]:
+        raise ValueError(f"vocab has {len(vocab)} words but the encoder was built for {encoder.config['vocab_size']}")
+    state = {k: v.detach().contiguous().cpu() for k, v in encoder.state_dict().items()}
+    save_file(state, str(path), metadata={"config": json.dumps(encoder.config), "vocab": json.dumps(vocab.words)})
+
+
+def load_encoder(path: str | os.PathLike):
+    """``(encoder, vocab)`` from :func:`save_encoder`'s file (safetensors: no code is executed)."""
+    from safetensors import safe_open
+
+    from ..data.vocab import Vocab
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+    if "config" not in meta or "vocab" not in meta:
+        raise ValueError(f"{path} was not written by save_encoder (no config/vocab metadata)")
+    encoder = BiLSTMEncoder(**json.loads(meta["config"]))
+    encoder.load_state_dict(load_file(str(path)))
+    return encoder, Vocab(json.loads(meta["vocab"]))
