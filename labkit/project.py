@@ -35,7 +35,7 @@ from .train import History, accuracy, evaluate, fit
 from .transfer import RunResult, train_classifier
 
 __all__ = ["unlabelled_reviews", "encode_reviews", "bce_loss", "one_thread", "pretrain_encoder", "train_bilstm",
-           "train_minilm", "compare", "results_table", "ARMS"]
+           "train_minilm", "compare", "results_table", "state_at_word", "closer_sentiment", "ARMS"]
 
 ARMS = ("bilstm-scratch", "bilstm-pretrained-frozen", "bilstm-pretrained", "minilm-pretrained")
 # Unlabelled text is not the labelled set: it has its own sentences, where two words of one mood
@@ -185,3 +185,32 @@ def results_table(results: list[RunResult]):
     return pd.DataFrame([{"arm": r.arm, "labels": r.n_labels, "test accuracy": round(r.test_acc, 3),
                           "trainable params": r.trainable, "seconds": round(r.seconds, 1)} for r in results])
 
+
+# ----------------------------------------------------------------------------- what pretraining learned
+FRAME = "the screen is {word} and"   # one fixed sentence frame, so only the word differs
+
+
+def state_at_word(encoder: BiLSTMEncoder, vocab: Vocab, word: str) -> torch.Tensor:
+    """Both directions' states at ``word`` inside :data:`FRAME`, shape (2H,)."""
+    ids, lengths = vocab.encode([FRAME.format(word=word)])
+    with torch.no_grad():
+        out, _ = encoder.eval()(ids, lengths)
+    return out[0, FRAME.split().index("{word}")]
+
+
+def closer_sentiment(encoder: BiLSTMEncoder, vocab: Vocab, held_out: dict[str, str],
+                     seen: dict[str, list[str]]) -> list[dict]:
+    """For each held-out word (mapped to its true sentiment): the mean cosine similarity of its state
+    to the states of the seen words of each sentiment, and which sentiment is closer."""
+    if not held_out or not seen or not all(seen.values()):
+        raise ValueError("held_out and seen must be non-empty, with at least one seen word per sentiment")
+    with one_thread():
+        seen_states = {s: [state_at_word(encoder, vocab, w) for w in words] for s, words in seen.items()}
+        rows = []
+        for word, truth in held_out.items():
+            h = state_at_word(encoder, vocab, word)
+            cos = {s: sum(F.cosine_similarity(h, c, dim=0).item() for c in states) / len(states)
+                   for s, states in seen_states.items()}
+            rows.append({"held-out word": word, "is": truth, "closer to": max(cos, key=cos.get),
+                         **{f"cos to seen {s}": round(v, 3) for s, v in cos.items()}})
+    return rows

@@ -73,3 +73,19 @@ def test_article_parameter_count_matches_keras():
     model = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(x))
     assert model.count_params() == article_parameter_count(7, 16, 32) == 12_721
     assert model.output.shape == (None, 6, 1)  # one value per token: the article's defect 3
+
+
+def test_closer_sentiment_finds_a_word_identical_to_a_seen_one():
+    from labkit.nn.bilstm import BiLSTMEncoder
+    from labkit.project import closer_sentiment, state_at_word
+    vocab = Vocab.build(["the screen is great and", "the screen is awful and", "superb"])
+    torch.manual_seed(0)
+    encoder = BiLSTMEncoder(len(vocab), 8, 8)
+    # a "held-out" word that is one of the seen words has cosine 1 to itself, so it must land on its side
+    rows = closer_sentiment(encoder, vocab, {"great": "positive", "awful": "negative"},
+                            {"positive": ["great"], "negative": ["awful"]})
+    assert [r["closer to"] for r in rows] == ["positive", "negative"]
+    assert rows[0]["cos to seen positive"] == 1.0 and rows[1]["cos to seen negative"] == 1.0
+    assert state_at_word(encoder, vocab, "superb").shape == (16,)
+    with pytest.raises(ValueError, match="seen"):
+        closer_sentiment(encoder, vocab, {"great": "positive"}, {"positive": []})
