@@ -1,8 +1,11 @@
 """The one training loop every chapter uses.
 
-:func:`fit` runs the textbook loop, in the right order (forward -> loss ->
-zero_grad -> backward -> clip -> step -> scheduler), and adds what a lab needs:
+:func:`train_step` is the textbook step, in the right order: forward -> loss ->
+zero_grad -> backward -> clip -> step -> scheduler. :func:`fit` runs it over the
+data and adds what a lab needs:
 
+* a budget of ``epochs`` or of ``steps`` (a run that ends on its budget is
+  complete, with its last epoch record, not "interrupted");
 * a :class:`History` of every step and every epoch (train loss, validation loss
   and metrics), the same object whether the run was interrupted or not;
 * callbacks at step and epoch end (live plots, early stopping, your own);
@@ -30,7 +33,9 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset, TensorDataset, default_collate
 
-__all__ = ["fit", "evaluate", "History", "TrainState", "Callback", "EarlyStopping",
+from .check import number, positive, whole_number
+
+__all__ = ["fit", "train_step", "evaluate", "History", "TrainState", "Callback", "EarlyStopping",
            "Batches", "accuracy", "warmup_cosine", "default_forward", "load_checkpoint"]
 
 
@@ -57,8 +62,7 @@ class Batches:
         n = len(data)
         if n == 0:
             raise ValueError(f"{name} is empty: a labelled set needs at least one example")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-            raise ValueError(f"batch_size must be a whole number >= 1; got {batch_size!r}")
+        whole_number("batch_size", batch_size)
         if batch_size > n:
             raise ValueError(f"batch_size must be at most the size of {name} ({n} examples); got {batch_size}")
         self.data, self.n, self.batch_size = data, n, int(batch_size)
@@ -157,10 +161,11 @@ class TrainState:
     loss: float = float("nan")
     stop: bool = False
     name: str = "run"
+    budget: int | None = None        # steps in all, when the run has a step budget
 
     @property
     def total_steps(self) -> int:
-        return self.epochs * self.steps_per_epoch
+        return self.budget if self.budget is not None else self.epochs * self.steps_per_epoch
 
 
 class Callback:
@@ -326,7 +331,36 @@ class _StopOnInterrupt:
         return False
 
 
-# ----------------------------------------------------------------------------- fit
+# ----------------------------------------------------------------------------- one step
+def train_step(model: torch.nn.Module, batch: Any, optimizer: torch.optim.Optimizer, *,
+               loss_fn: Callable = F.cross_entropy, forward: Callable = default_forward,
+               clip: float | None = None, scheduler: Any = None, step: int | None = None) -> float:
+    """One optimisation step, the one every chapter uses; returns the loss as a number.
+
+    The order matters: the gradients of the previous step are cleared *before*
+    ``backward`` (PyTorch adds gradients up, it does not overwrite them);
+    clipping looks at the fresh gradients; the scheduler moves the learning
+    rate only after the optimizer has used it. A non-finite loss stops here,
+    before it can poison the weights, with the step number (``step``) named.
+    """
+    output, target = forward(model, batch)          # the model's prediction and what it should be
+    loss = loss_fn(output, target)                  # a scalar tensor that remembers how it was computed
+    value = loss.item()
+    if not math.isfinite(value):
+        where = f" at step {step}" if step is not None else ""
+        raise FloatingPointError(f"loss is {value}{where}; training stopped. Try a lower learning rate, "
+                                 f"gradient clipping, or check the inputs.")
+    optimizer.zero_grad(set_to_none=True)           # drop the last step's gradients
+    loss.backward()                                 # d loss / d parameter, into each parameter's .grad
+    if clip is not None:                            # rescale all gradients together if their norm > clip
+        torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], clip)
+    optimizer.step()                                # parameters move against their gradients
+    if scheduler is not None:
+        scheduler.step()                            # the learning rate for the *next* step
+    return value
+
+
+# ----------------------------------------------------------------------------- fit's helpers
 def _check_lr(optimizer: torch.optim.Optimizer) -> None:
     for i, group in enumerate(optimizer.param_groups):
         lr = group.get("lr")
@@ -345,154 +379,173 @@ def make_adamw(params, lr: float, weight_decay: float = 0.0) -> torch.optim.Adam
         return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
 
 
-def fit(model: torch.nn.Module, train, *, epochs: int = 1, batch_size: int = 32,
-        lr: float | None = None, optimizer: torch.optim.Optimizer | None = None,
-        weight_decay: float = 0.0, loss_fn: Callable = F.cross_entropy,
-        forward: Callable = default_forward, val=None, metrics: dict[str, Callable] | None = None,
-        scheduler: Any = None, clip_grad_norm: float | None = None,
-        callbacks: Iterable[Callback] = (), checkpoint: str | os.PathLike | None = None,
-        checkpoint_every: int | None = None, resume: bool = False, max_steps: int | None = None,
-        seed: int = 0, collate: Callable | None = None, progress: bool | str = "auto",
-        name: str = "run") -> History:
-    """Train ``model`` on ``train`` and return its :class:`History`.
-
-    ``train`` and ``val`` are Datasets or tuples of tensors; batches are
-    ``(inputs..., target)`` unless you pass your own ``forward(model, batch) ->
-    (output, target)``. Give either ``lr`` (AdamW over the trainable parameters)
-    or a ready ``optimizer``. ``scheduler`` is an LR scheduler or a factory
-    ``optimizer -> scheduler`` (see :func:`warmup_cosine`), stepped every step.
-    With ``checkpoint`` set, a checkpoint is written every ``checkpoint_every``
-    steps and at each epoch end; ``resume=True`` continues from it exactly.
-    ``max_steps`` stops early after that many steps in total (a checkpoint is
-    written), which is how the resume test interrupts a run.
-    """
-    if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
-        raise ValueError(f"epochs must be a whole number >= 1; got {epochs!r}")
-    batches = Batches(train, batch_size, shuffle=True, seed=seed, collate=collate, name="train")
+def _make_optimizer(model, lr, optimizer, weight_decay) -> torch.optim.Optimizer:
+    """A ready optimizer as it is, else AdamW over the trainable parameters; exactly one of the two."""
+    if optimizer is not None and lr is not None:
+        raise ValueError("give lr or optimizer, not both (set the learning rate on the optimizer)")
     if optimizer is None:
         if lr is None:
             raise ValueError("give lr (learning rate, a number > 0) or an optimizer")
-        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0 or not math.isfinite(lr):
-            raise ValueError(f"lr (learning rate) must be a number > 0; got {lr!r}")
+        number("lr (learning rate)", lr, minimum=0, open_low=True)
         params = [p for p in model.parameters() if p.requires_grad]
         if not params:
             raise ValueError("model has no trainable parameters (all have requires_grad=False)")
         optimizer = make_adamw(params, lr=lr, weight_decay=weight_decay)
-    elif lr is not None:
-        raise ValueError("give lr or optimizer, not both (set the learning rate on the optimizer)")
     _check_lr(optimizer)
-    if clip_grad_norm is not None and not clip_grad_norm > 0:
-        raise ValueError(f"clip_grad_norm must be > 0 or None; got {clip_grad_norm!r}")
-    if checkpoint_every is not None and checkpoint_every < 1:
-        raise ValueError(f"checkpoint_every must be >= 1 or None; got {checkpoint_every!r}")
-    if resume and checkpoint is None:
-        raise ValueError("resume=True needs checkpoint= (the path to resume from)")
-    if scheduler is not None and not isinstance(scheduler, torch.optim.lr_scheduler.LRScheduler):
-        scheduler = scheduler(optimizer)
-    callbacks = list(callbacks)
-    device = _model_device(model)
-    trainable = [p for g in optimizer.param_groups for p in g["params"]]
+    return optimizer
 
-    history = History()
-    state = TrainState(model=model, optimizer=optimizer, history=history, epochs=int(epochs),
-                       steps_per_epoch=len(batches), name=name)
-    start_epoch, start_batch = 0, 0
-    config = {"batch_size": batches.batch_size, "seed": batches.seed, "n": batches.n}
 
-    if resume and Path(checkpoint).exists():
-        ck = load_checkpoint(checkpoint)
-        for key, value in config.items():
+def _budget(epochs: int | None, steps: int | None, steps_per_epoch: int) -> tuple[int, int]:
+    """(epochs to run, steps in all): give ``epochs`` or a ``steps`` budget, not both."""
+    if epochs is not None and steps is not None:
+        raise ValueError("give epochs or steps (a budget of optimisation steps), not both")
+    if steps is not None:
+        steps = whole_number("steps", steps)
+        return math.ceil(steps / steps_per_epoch), steps
+    epochs = whole_number("epochs", 1 if epochs is None else epochs)
+    return epochs, epochs * steps_per_epoch
+
+
+class Checkpoint:
+    """Where a run is saved (atomically) and how it comes back exactly: weights, optimizer,
+    scheduler, history, callbacks' state, random state, and the position in the data."""
+
+    def __init__(self, path, batches: Batches, state: TrainState, scheduler: Any, callbacks: list):
+        self.path = None if path is None else Path(path)
+        self.config = {"batch_size": batches.batch_size, "seed": batches.seed, "n": batches.n}
+        self.state, self.scheduler, self.callbacks = state, scheduler, callbacks
+
+    def save(self, epoch: int, batch: int) -> None:
+        """Save the position "next: batch ``batch`` of epoch ``epoch``"; nothing without a path."""
+        if self.path is None:
+            return
+        s, sched = self.state, self.scheduler
+        save_atomic({"format": 1, "config": self.config, "epoch": epoch, "batch": batch, "step": s.step,
+                     "model": s.model.state_dict(), "optimizer": s.optimizer.state_dict(),
+                     "scheduler": sched.state_dict() if sched is not None else None,
+                     "history": s.history.to_dict(), "rng": _rng_state(),
+                     "callbacks": [cb.state_dict() if hasattr(cb, "state_dict") else None for cb in self.callbacks]},
+                    self.path)
+
+    def restore(self) -> tuple[int, int]:
+        """Load the checkpoint if it exists and return the (epoch, batch) to continue from."""
+        if self.path is None:
+            raise ValueError("resume=True needs checkpoint= (the path to resume from)")
+        if not self.path.exists():
+            return 0, 0
+        ck, s = load_checkpoint(self.path), self.state
+        for key, value in self.config.items():
             if ck["config"].get(key) != value:
                 raise ValueError(f"cannot resume: the checkpoint was written with {key}={ck['config'].get(key)!r}, "
                                  f"this call has {key}={value!r}")
-        model.load_state_dict(ck["model"])
-        optimizer.load_state_dict(ck["optimizer"])
-        if scheduler is not None and ck.get("scheduler") is not None:
-            scheduler.load_state_dict(ck["scheduler"])
-        history.steps, history.epochs = ck["history"]["steps"], ck["history"]["epochs"]
-        for cb, cb_state in zip(callbacks, ck.get("callbacks", [])):
+        s.model.load_state_dict(ck["model"])
+        s.optimizer.load_state_dict(ck["optimizer"])
+        if self.scheduler is not None and ck.get("scheduler") is not None:
+            self.scheduler.load_state_dict(ck["scheduler"])
+        s.history.steps, s.history.epochs = ck["history"]["steps"], ck["history"]["epochs"]
+        for cb, cb_state in zip(self.callbacks, ck.get("callbacks", [])):
             if cb_state is not None and hasattr(cb, "load_state_dict"):
                 cb.load_state_dict(cb_state)
         _set_rng_state(ck["rng"])
-        start_epoch, start_batch, state.step = ck["epoch"], ck["batch"], ck["step"]
-        print(f"resumed from {Path(checkpoint).name}: epoch {start_epoch + 1}, step {state.step}")
+        s.step = ck["step"]
+        print(f"resumed from {self.path.name}: epoch {ck['epoch'] + 1}, step {s.step}")
+        return ck["epoch"], ck["batch"]
 
-    def save(epoch: int, batch: int, rng: dict | None = None) -> None:
-        if checkpoint is None:
-            return
-        save_atomic({"format": 1, "config": config, "epoch": epoch, "batch": batch, "step": state.step,
-                     "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                     "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                     "history": history.to_dict(), "rng": rng or _rng_state(),
-                     "callbacks": [cb.state_dict() if hasattr(cb, "state_dict") else None for cb in callbacks]},
-                    checkpoint)
 
-    show_bar = (state.total_steps >= 300) if progress == "auto" else bool(progress)
-    bar = None
-    if show_bar:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=state.total_steps, initial=state.step, desc=name, leave=False)
+def _end_epoch(state: TrainState, val, evaluate_kw: dict) -> None:
+    """Append the epoch record (mean train loss; validation loss and metrics if ``val``)."""
+    epoch = state.epoch + 1
+    row = {"epoch": epoch, "step": state.step,
+           "train_loss": float(np.mean([s["loss"] for s in state.history.steps if s["epoch"] == epoch]))}
+    if val is not None:
+        row.update({f"val_{k}": v for k, v in evaluate(state.model, val, **evaluate_kw).items()})
+    state.history.epochs.append(row)
 
+
+def _progress_bar(progress: bool | str, state: TrainState):
+    if not ((state.total_steps >= 300) if progress == "auto" else bool(progress)):
+        return None
+    from tqdm.auto import tqdm
+    return tqdm(total=state.total_steps, initial=state.step, desc=state.name, leave=False)
+
+
+# ----------------------------------------------------------------------------- fit
+def fit(model: torch.nn.Module, train, *, epochs: int | None = None, steps: int | None = None,
+        batch_size: int = 32, lr: float | None = None, optimizer: torch.optim.Optimizer | None = None,
+        weight_decay: float = 0.0, loss_fn: Callable = F.cross_entropy, forward: Callable = default_forward,
+        val=None, metrics: dict[str, Callable] | None = None, scheduler: Any = None,
+        clip_grad_norm: float | None = None, callbacks: Iterable[Callback] = (),
+        checkpoint: str | os.PathLike | None = None, checkpoint_every: int | None = None, resume: bool = False,
+        interrupt_after: int | None = None, seed: int = 0, collate: Callable | None = None,
+        progress: bool | str = "auto", name: str = "run") -> History:
+    """Train ``model`` on ``train`` with :func:`train_step` and return its :class:`History`.
+
+    Run ``epochs`` passes over the data, or a budget of ``steps`` optimisation steps
+    (the last epoch may be partial; it still gets its record). ``train``/``val`` are
+    Datasets or tuples of tensors, batches ``(inputs..., target)`` unless you pass
+    ``forward(model, batch) -> (output, target)``. Give ``lr`` (AdamW over the trainable
+    parameters) or a ready ``optimizer``; ``scheduler`` is a scheduler or a factory
+    ``optimizer -> scheduler`` (:func:`warmup_cosine`), stepped every step. With
+    ``checkpoint``, the run is saved every ``checkpoint_every`` steps and at each epoch
+    end, and ``resume=True`` continues from it exactly. ``interrupt_after=k`` behaves
+    like pressing Stop after step k (the resume tests use it).
+    """
+    batches = Batches(train, batch_size, shuffle=True, seed=seed, collate=collate, name="train")
+    n_epochs, budget = _budget(epochs, steps, len(batches))
+    optimizer = _make_optimizer(model, lr, optimizer, weight_decay)
+    whole_number("checkpoint_every", checkpoint_every, allow_none=True)
+    if clip_grad_norm is not None:
+        positive("clip_grad_norm", clip_grad_norm)
+    if scheduler is not None and not isinstance(scheduler, torch.optim.lr_scheduler.LRScheduler):
+        scheduler = scheduler(optimizer)
+    callbacks, device = list(callbacks), _model_device(model)
+    state = TrainState(model=model, optimizer=optimizer, history=History(), epochs=n_epochs,
+                       steps_per_epoch=len(batches), name=name, budget=budget)
+    saved = Checkpoint(checkpoint, batches, state, scheduler, callbacks)
+    start_epoch, start_batch = saved.restore() if resume else (0, 0)
+    evaluate_kw = dict(batch_size=batches.batch_size, loss_fn=loss_fn, forward=forward, metrics=metrics,
+                       collate=collate)
+    bar = _progress_bar(progress, state)
     for cb in callbacks:
         cb.on_fit_start(state)
     with _StopOnInterrupt() as interrupt:
-        for epoch in range(start_epoch, state.epochs):
+        for epoch in range(start_epoch, n_epochs):
             state.epoch = epoch
             model.train()
-            order = batches.order(epoch)
-            first = start_batch if epoch == start_epoch else 0
-            for b in range(first, len(batches)):
-                batch = to_device(batches.batch(order, b), device)
-                output, target = forward(model, batch)
-                loss = loss_fn(output, target)
-                value = loss.item()
-                if not math.isfinite(value):
-                    raise FloatingPointError(
-                        f"loss is {value} at step {state.step + 1} (epoch {epoch + 1}, batch {b + 1}); "
-                        f"training stopped. Try a lower learning rate, gradient clipping, or check the inputs.")
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if clip_grad_norm is not None:
-                    torch.nn.utils.clip_grad_norm_(trainable, clip_grad_norm)
-                optimizer.step()
-                lr_now = optimizer.param_groups[0]["lr"]
-                if scheduler is not None:
-                    scheduler.step()
+            order = batches.order(state.epoch)
+            for b in range(start_batch if state.epoch == start_epoch else 0, len(batches)):
+                lr_now = float(optimizer.param_groups[0]["lr"])
+                state.loss = train_step(model, to_device(batches.batch(order, b), device), optimizer,
+                                        loss_fn=loss_fn, forward=forward, clip=clip_grad_norm,
+                                        scheduler=scheduler, step=state.step + 1)
                 state.step += 1
-                state.loss = value
-                history.steps.append({"step": state.step, "epoch": epoch + 1, "loss": value, "lr": float(lr_now)})
+                state.history.steps.append({"step": state.step, "epoch": state.epoch + 1, "loss": state.loss,
+                                            "lr": lr_now})
                 for cb in callbacks:
                     cb.on_step_end(state)
                 if bar is not None:
                     bar.update(1)
-                done_early = max_steps is not None and state.step >= max_steps
-                if interrupt.requested or done_early:
-                    save(epoch, b + 1)
-                    history.interrupted = True
+                if interrupt.requested or state.step == interrupt_after:
+                    state.history.interrupted = True
+                    saved.save(state.epoch, b + 1)
                     if interrupt.requested:
-                        where = f" (checkpoint: {Path(checkpoint).name}; resume with resume=True)" if checkpoint else ""
-                        print(f"interrupted at step {state.step}{where}")
+                        print(f"interrupted at step {state.step}; " + (f"resume from {saved.path.name} with "
+                              "resume=True" if saved.path else "pass checkpoint= to be able to resume"))
                     break
                 if checkpoint_every and state.step % checkpoint_every == 0:
-                    save(epoch, b + 1)
-                if state.stop:
+                    saved.save(state.epoch, b + 1)
+                if state.stop or state.step >= budget:
                     break
-            if history.interrupted:
+            if state.history.interrupted:
                 break
-            row = {"epoch": epoch + 1, "step": state.step,
-                   "train_loss": float(np.mean([s["loss"] for s in history.steps if s["epoch"] == epoch + 1]))}
-            if val is not None:
-                scores = evaluate(model, val, batch_size=batches.batch_size, loss_fn=loss_fn, forward=forward,
-                                  metrics=metrics, collate=collate)
-                row.update({f"val_{k}": v for k, v in scores.items()})
-            history.epochs.append(row)
+            _end_epoch(state, val, evaluate_kw)
             for cb in callbacks:
                 cb.on_epoch_end(state)
-            save(epoch + 1, 0)
-            if state.stop:
+            saved.save(state.epoch + 1, 0)
+            if state.stop or state.step >= budget:
                 break
     if bar is not None:
         bar.close()
     for cb in callbacks:
         cb.on_fit_end(state)
-    return history
+    return state.history

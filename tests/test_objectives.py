@@ -34,7 +34,7 @@ def test_clm_loss_starts_near_ln_v_and_drops_below_unigram_entropy():
     seen = []
     sampler = SampleEvery(lambda m: TOK.decode(m.generate(torch.tensor([[TOK.stoi["once"]]]), 5, greedy=True)[0]),
                           every=40)
-    hist = fit(gpt, data, epochs=20, max_steps=80, batch_size=16, lr=1e-2, forward=clm_forward,
+    hist = fit(gpt, data, steps=80, batch_size=16, lr=1e-2, forward=clm_forward,
                loss_fn=clm_loss, callbacks=[sampler], progress=False)
     assert abs(hist.steps[0]["loss"] - math.log(TOK.vocab_size)) < 0.3
     assert hist.steps[-1]["loss"] < unigram_entropy(stream) - 1.0

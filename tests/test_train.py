@@ -5,7 +5,7 @@ import signal
 import pytest
 import torch
 
-from labkit.train import Callback, EarlyStopping, History, evaluate, fit, load_checkpoint, warmup_cosine
+from labkit.train import Callback, EarlyStopping, History, evaluate, fit, load_checkpoint, train_step, warmup_cosine
 
 
 def make_model(seed=1):
@@ -51,7 +51,7 @@ def test_exact_resume(tmp_path, stop_at):
     full = fit(full_model, (X, y), val=(X, y), scheduler=sched, clip_grad_norm=1.0, **KW)
     ck = tmp_path / "run.ckpt"
     part = fit(make_model(), (X, y), val=(X, y), scheduler=sched, clip_grad_norm=1.0, checkpoint=ck,
-               max_steps=stop_at, **KW)
+               interrupt_after=stop_at, **KW)
     assert part.interrupted and len(part.steps) == stop_at
     torch.manual_seed(12345)  # a different global random state must not matter
     resumed_model = make_model(seed=99)  # different initial weights: the checkpoint must overwrite them
@@ -91,7 +91,7 @@ def test_checkpoint_is_written_atomically(tmp_path):
 def test_resume_refuses_other_settings(tmp_path):
     X, y = make_data()
     ck = tmp_path / "run.ckpt"
-    fit(make_model(), (X, y), checkpoint=ck, max_steps=3, **KW)
+    fit(make_model(), (X, y), checkpoint=ck, interrupt_after=3, **KW)
     with pytest.raises(ValueError, match="batch_size"):
         fit(make_model(), (X, y), checkpoint=ck, resume=True, **{**KW, "batch_size": 8})
 
@@ -100,7 +100,7 @@ def test_nan_loss_names_the_step():
     X, y = make_data()
     X = X.clone()
     X[40] = float("nan")
-    with pytest.raises(FloatingPointError, match=r"at step \d+ \(epoch 1"):
+    with pytest.raises(FloatingPointError, match=r"at step \d+;"):
         fit(make_model(), (X, y), epochs=1, batch_size=8, lr=1e-2, seed=0)
 
 
@@ -187,3 +187,82 @@ def test_history_roundtrip():
     assert h.last("val_loss") == 2.0
     with pytest.raises(KeyError, match="val_acc"):
         h.last("val_acc")
+
+
+# ----------------------------------------------------------------------------- the step and the budget
+def test_train_step_is_the_textbook_step():
+    """Gradients are cleared before backward (not summed over steps), clipped, applied, then the LR moves."""
+    X, y = make_data()
+    model, ref = make_model(), make_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    ref_opt = torch.optim.SGD(ref.parameters(), lr=0.1)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
+    model.eval(), ref.eval()  # no dropout: both must compute the same thing
+    for _ in range(3):
+        loss = train_step(model, (X, y), opt, clip=0.5, scheduler=sched)
+        ref_opt.zero_grad()
+        ref_loss = torch.nn.functional.cross_entropy(ref(X), y)
+        ref_loss.backward()
+        torch.nn.utils.clip_grad_norm_(ref.parameters(), 0.5)
+        ref_opt.step()
+        for g in ref_opt.param_groups:
+            g["lr"] *= 0.5
+        assert loss == pytest.approx(ref_loss.item(), abs=1e-6)
+    assert same_weights(model, ref) or all(torch.allclose(a, b, atol=1e-6) for a, b in
+                                           zip(model.parameters(), ref.parameters()))
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.1 * 0.5 ** 3)
+    total = torch.sqrt(sum((p.grad ** 2).sum() for p in model.parameters()))
+    assert total <= 0.5 + 1e-5
+
+
+def test_train_step_refuses_a_non_finite_loss_before_touching_the_weights():
+    X, y = make_data()
+    model = make_model()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(FloatingPointError, match="at step 7"):
+        train_step(model, (X, y), opt, loss_fn=lambda o, t: o.sum() * float("nan"), step=7)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_fit_calls_train_step(monkeypatch):
+    import labkit.train as train
+    calls = []
+    real = train.train_step
+    monkeypatch.setattr(train, "train_step", lambda *a, **k: calls.append(k["step"]) or real(*a, **k))
+    X, y = make_data()
+    train.fit(make_model(), (X, y), steps=5, batch_size=16, lr=1e-2)
+    assert calls == [1, 2, 3, 4, 5]
+
+
+def test_step_budget_is_a_complete_run_with_its_last_epoch_record():
+    X, y = make_data()  # 120 examples, batch 16 -> 8 steps per epoch
+    h = fit(make_model(), (X, y), val=(X, y), steps=20, batch_size=16, lr=1e-2, seed=3)
+    assert not h.interrupted
+    assert len(h.steps) == 20
+    assert [r["epoch"] for r in h.epochs] == [1, 2, 3] and h.epochs[-1]["step"] == 20
+    assert "val_loss" in h.epochs[-1]
+    assert h.epochs[-1]["train_loss"] == pytest.approx(sum(s["loss"] for s in h.steps[16:]) / 4)
+
+
+def test_step_budget_resumes_exactly(tmp_path):
+    X, y = make_data()
+    kw = dict(steps=20, batch_size=16, lr=1e-2, seed=3, scheduler=warmup_cosine(3, 20))
+    full_model = make_model()
+    full = fit(full_model, (X, y), **kw)
+    ck = tmp_path / "run.ckpt"
+    part = fit(make_model(), (X, y), checkpoint=ck, interrupt_after=11, **kw)
+    assert part.interrupted and len(part.steps) == 11
+    m = make_model(seed=5)
+    resumed = fit(m, (X, y), checkpoint=ck, resume=True, **kw)
+    assert resumed == full and same_weights(m, full_model)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(epochs=2, steps=10), "not both"), (dict(steps=0), "steps"), (dict(steps=2.5), "steps"),
+    (dict(steps=True), "steps"), (dict(checkpoint_every=0), "checkpoint_every"),
+])
+def test_budget_bad_input(kwargs, match):
+    X, y = make_data()
+    with pytest.raises(ValueError, match=match):
+        fit(make_model(), (X, y), batch_size=16, lr=1e-2, **kwargs)
