@@ -25,24 +25,31 @@ def _is_real(v: Any) -> bool:
     return isinstance(v, numbers.Real) and not isinstance(v, bool)
 
 
+def _fmt(x) -> str:
+    return f"{x:g}" if isinstance(x, float) else str(x)
+
+
+def _bounds(minimum, maximum, open_low: bool = False, open_high: bool = False) -> str:
+    """" >= 1", " from 0 to 6", " > 0 and < 1", or "" when there is no bound."""
+    if minimum is not None and maximum is not None and not open_low and not open_high:
+        return f" from {_fmt(minimum)} to {_fmt(maximum)}"
+    parts = []
+    if minimum is not None:
+        parts.append(f"{'>' if open_low else '>='} {_fmt(minimum)}")
+    if maximum is not None:
+        parts.append(f"{'<' if open_high else '<='} {_fmt(maximum)}")
+    return (" " + " and ".join(parts)) if parts else ""
+
+
 def whole_number(name: str, v: Any, *, minimum: int | None = 1, maximum: int | None = None,
                  allow_none: bool = False) -> Any:
     """``v`` is an int in [minimum, maximum] (either bound may be None), else ValueError naming ``name``."""
     if v is None and allow_none:
         return v
-    low_ok = minimum is None or (_is_int(v) and v >= minimum)
-    high_ok = maximum is None or (_is_int(v) and v <= maximum)
-    if not _is_int(v) or not low_ok or not high_ok:
-        if minimum is not None and maximum is not None:
-            rng = f"from {minimum} to {maximum}"
-        elif minimum is not None:
-            rng = f">= {minimum}"
-        elif maximum is not None:
-            rng = f"<= {maximum}"
-        else:
-            rng = ""
+    ok = _is_int(v) and (minimum is None or v >= minimum) and (maximum is None or v <= maximum)
+    if not ok:
         also = " or None" if allow_none else ""
-        raise ValueError(f"{name} must be a whole number {rng}{also}; got {v!r}".replace("  ", " "))
+        raise ValueError(f"{name} must be a whole number{_bounds(minimum, maximum)}{also}; got {v!r}")
     return int(v)
 
 
@@ -55,13 +62,7 @@ def number(name: str, v: Any, *, minimum: float | None = None, maximum: float | 
     if ok and maximum is not None:
         ok = v < maximum if open_high else v <= maximum
     if not ok:
-        parts = []
-        if minimum is not None:
-            parts.append(f"{'>' if open_low else '>='} {minimum:g}")
-        if maximum is not None:
-            parts.append(f"{'<' if open_high else '<='} {maximum:g}")
-        rng = (" " + " and ".join(parts)) if parts else ""
-        raise ValueError(f"{name} must be a finite number{rng}; got {v!r}")
+        raise ValueError(f"{name} must be a finite number{_bounds(minimum, maximum, open_low, open_high)}; got {v!r}")
     return v
 
 

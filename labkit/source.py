@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import inspect
+import textwrap
 from pathlib import Path
 
 __all__ = ["show_source", "Source"]
@@ -18,19 +19,20 @@ _ROOT = Path(__file__).resolve().parent.parent  # the folder that holds labkit/
 
 
 def _where(obj) -> tuple[str, int, int, str]:
-    """(path shown to the reader, first line, last line, source text)."""
-    target = inspect.unwrap(obj)
+    """(path shown to the reader, first line, last line, source text dedented)."""
+    target = inspect.unwrap(obj.fget if isinstance(obj, property) else obj)
     try:
         lines, start = inspect.getsourcelines(target)
     except (TypeError, OSError) as e:
-        raise TypeError(f"show_source: no source for {obj!r} (a function, class, method or module is needed)") from e
+        raise TypeError(f"show_source: no Python source for {obj!r} (builtins, C extensions and instances have "
+                        "none); pass a function, class, method or module written in Python") from e
     path = Path(inspect.getsourcefile(target) or "?").resolve()
     try:
         shown = path.relative_to(_ROOT).as_posix()
     except ValueError:
         shown = path.name
     start = max(start, 1)
-    return shown, start, start + len(lines) - 1, "".join(lines)
+    return shown, start, start + len(lines) - 1, textwrap.dedent("".join(lines))
 
 
 class Source:
