@@ -11,6 +11,9 @@ from __future__ import annotations
 
 from torch import nn
 
+from .check import whole_number
+from .nn.parameters import replace_linears
+
 __all__ = ["Adapter", "Adapted", "add_adapters"]
 
 
@@ -19,13 +22,16 @@ class Adapter(nn.Module):
 
     def __init__(self, width: int, bottleneck: int = 16):
         super().__init__()
-        if isinstance(bottleneck, bool) or not isinstance(bottleneck, int) or bottleneck <= 0:
-            raise ValueError(f"bottleneck must be a whole number > 0; got {bottleneck!r}")
+        whole_number("bottleneck", bottleneck, minimum=1)
+        # down: (..., width) -> (..., bottleneck), up: back to (..., width). Parameters: about
+        # 2·width·bottleneck per adapter, against width² for one more dense layer.
         self.down, self.act, self.up = nn.Linear(width, bottleneck), nn.GELU(), nn.Linear(bottleneck, width)
-        nn.init.zeros_(self.up.weight)
-        nn.init.zeros_(self.up.bias)
+        nn.init.zeros_(self.up.weight)  # up = 0: the adapter adds nothing until it is trained,
+        nn.init.zeros_(self.up.bias)    # so training starts from exactly the pretrained model
 
     def forward(self, x):
+        # The residual "x +" keeps the frozen layer's output as it is; the adapter learns a correction.
+        # The GELU between down and up is why an adapter cannot be merged into the weight as LoRA can.
         return x + self.up(self.act(self.down(x)))
 
 
@@ -39,6 +45,7 @@ class Adapted(nn.Module):
             p.requires_grad_(False)
 
     def forward(self, x):
+        # (..., in) -> base -> (..., out) -> adapter -> (..., out): the shapes the layer had before
         return self.adapter(self.base(x))
 
 
@@ -49,14 +56,5 @@ def add_adapters(model: nn.Module, targets=("output.dense",), bottleneck: int = 
     ``BertLayer`` (``attention.output.dense`` and ``output.dense``). Returns the
     adapted names; freeze the rest of the model yourself.
     """
-    if isinstance(targets, str):
-        targets = [targets]
-    linears = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
-    names = [n for n in linears if any(n == t or n.endswith("." + t) for t in targets)]
-    if not names:
-        raise ValueError(f"targets {list(targets)} match no nn.Linear in the model; some Linear names: {linears[:6]}")
-    for name in names:
-        parent_name, _, child = name.rpartition(".")
-        parent = model.get_submodule(parent_name) if parent_name else model
-        setattr(parent, child, Adapted(getattr(parent, child), bottleneck))
-    return names
+    whole_number("bottleneck", bottleneck, minimum=1)  # checked before any layer is replaced
+    return replace_linears(model, targets, lambda linear: Adapted(linear, bottleneck))

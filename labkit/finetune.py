@@ -14,24 +14,13 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import TensorDataset
 
+from .check import number, positive, probability, whole_number
+from .nn.parameters import count_parameters, freeze  # noqa: F401 - their home is labkit.nn; kept importable here
 from .train import Callback, History, fit
-
-__all__ = ["freeze", "count_parameters"]
-
-
-def freeze(module: nn.Module, frozen: bool = True) -> nn.Module:
-    """Stop (or restart) gradient updates for every parameter of ``module``."""
-    for p in module.parameters():
-        p.requires_grad_(not frozen)
-    return module
-
-
-def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
-    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
 
 
 # ----------------------------------------------------------------------------- which parameters train
-__all__ += ["encoder_layers", "unfreeze_top_k", "bitfit", "layerwise_param_groups", "GradualUnfreezing",
+__all__ = ["encoder_layers", "unfreeze_top_k", "bitfit", "layerwise_param_groups", "GradualUnfreezing",
             "distillation_loss", "distill", "slice_layers", "memory_breakdown", "Meter"]
 
 
@@ -50,8 +39,7 @@ def encoder_layers(model: nn.Module) -> nn.ModuleList:
 def unfreeze_top_k(encoder: nn.Module, k: int) -> nn.Module:
     """Freeze the whole encoder, then let only its top ``k`` blocks train (k=0: a frozen encoder)."""
     layers = encoder_layers(encoder)
-    if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k <= len(layers):
-        raise ValueError(f"k must be a whole number in [0, {len(layers)}] (the encoder has {len(layers)} blocks); got {k!r}")
+    whole_number("k", k, minimum=0, maximum=len(layers))  # the encoder has len(layers) blocks
     freeze(encoder)
     for layer in layers[len(layers) - k:]:
         freeze(layer, frozen=False)
@@ -75,10 +63,8 @@ def layerwise_param_groups(model: nn.Module, base_lr: float, decay: float = 0.8,
     ..., depth L+1 the embeddings. Every parameter, frozen or not, lands in exactly
     one group, so an optimizer built once still updates blocks unfrozen later.
     """
-    if not base_lr > 0:
-        raise ValueError(f"base_lr must be > 0; got {base_lr!r}")
-    if not 0 < decay <= 1:
-        raise ValueError(f"decay must be in (0, 1]; got {decay!r}")
+    positive("base_lr", base_lr)
+    number("decay", decay, minimum=0, maximum=1, open_low=True)
     layers = encoder_layers(model)
     depth_of = {id(p): len(layers) - i for i, layer in enumerate(layers) for p in layer.parameters()}
     groups: dict[int, list] = {}
@@ -98,8 +84,7 @@ class GradualUnfreezing(Callback):
     """
 
     def __init__(self, encoder: nn.Module, per_epoch: int = 1):
-        if per_epoch < 1:
-            raise ValueError(f"per_epoch must be >= 1; got {per_epoch!r}")
+        whole_number("per_epoch", per_epoch, minimum=1)
         self.encoder, self.per_epoch, self.unfrozen = encoder, per_epoch, 0
         self.stages = list(reversed(list(encoder_layers(encoder))))
         if hasattr(encoder, "embeddings"):
@@ -133,10 +118,8 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
     The T² keeps the soft-target gradients on the same scale as the hard ones
     when T changes. The KL is averaged over the batch, like the cross-entropy.
     """
-    if not T > 0:
-        raise ValueError(f"T (temperature) must be > 0; got {T!r}")
-    if not 0 <= alpha <= 1:
-        raise ValueError(f"alpha must be in [0, 1]; got {alpha!r}")
+    positive("T (temperature)", T)
+    probability("alpha", alpha)
     if student_logits.shape != teacher_logits.shape:
         raise ValueError(f"student_logits {tuple(student_logits.shape)} and teacher_logits "
                          f"{tuple(teacher_logits.shape)} must have the same shape")
@@ -157,7 +140,8 @@ def _teacher_logits(teacher: nn.Module, inputs: list[torch.Tensor], batch_size: 
 def distill(student: nn.Module, teacher: nn.Module, train: TensorDataset, *, T: float = 2.0, alpha: float = 0.5,
             **fit_kwargs) -> History:
     """Train ``student`` on ``train`` (inputs..., labels) against the teacher's soft targets with :func:`fit`."""
-    distillation_loss(torch.zeros(1, 2), torch.zeros(1, 2), torch.zeros(1, dtype=torch.long), T, alpha)  # check T, alpha
+    positive("T (temperature)", T)
+    probability("alpha", alpha)
     *inputs, labels = train.tensors
     data = TensorDataset(*inputs, _teacher_logits(teacher, inputs), labels)
     return fit(student, data, forward=lambda model, b: (model(*b[:-2]), (b[-2], b[-1])),

@@ -17,6 +17,9 @@ import math
 import torch
 from torch import nn
 
+from .check import positive, probability, whole_number
+from .nn.parameters import replace_linears
+
 __all__ = ["LoRALinear", "inject_lora", "merge_lora", "unmerge_lora", "lora_state_dict", "lora_layers"]
 
 
@@ -27,49 +30,51 @@ class LoRALinear(nn.Module):
         super().__init__()
         if not isinstance(base, nn.Linear):
             raise TypeError(f"base must be an nn.Linear; got {type(base).__name__}")
-        if isinstance(r, bool) or not isinstance(r, int) or r <= 0:
-            raise ValueError(f"r (the LoRA rank) must be a whole number > 0; got {r!r}")
-        if not alpha > 0:
-            raise ValueError(f"alpha (the LoRA scale numerator) must be > 0; got {alpha!r}")
-        if not 0 <= dropout < 1:
-            raise ValueError(f"dropout must be in [0, 1); got {dropout!r}")
+        whole_number("r (the LoRA rank)", r, minimum=1)
+        positive("alpha (the LoRA scale numerator)", alpha)
+        probability("dropout", dropout, open_high=True)
+        # scale = alpha / r (Hu et al. §4.1): with Adam, alpha acts like a learning-rate multiplier, and
+        # dividing by r means r can change without re-tuning it.
         self.base, self.r, self.alpha, self.scale = base, r, alpha, alpha / r
-        for p in base.parameters():
+        for p in base.parameters():  # W0 and its bias stay exactly as pretrained
             p.requires_grad_(False)
-        factory = {"device": base.weight.device, "dtype": base.weight.dtype}
+        factory = {"device": base.weight.device, "dtype": base.weight.dtype}  # live next to W0, in its precision
+        # nn.Linear stores W as (out, in), so ΔW = B @ A must be (out, in): A is (r, in), B is (out, r).
         self.lora_A = nn.Parameter(torch.empty(r, base.in_features, **factory))
-        self.lora_B = nn.Parameter(torch.zeros(base.out_features, r, **factory))
-        nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))
-        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.lora_B = nn.Parameter(torch.zeros(base.out_features, r, **factory))  # B = 0: ΔW = 0 at the start
+        nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))  # what nn.Linear and peft use for A
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()  # on the LoRA path only
         self.merged = False
 
     def delta_weight(self) -> torch.Tensor:
+        """ΔW = scale · B A, shape (out, in), the same as the frozen weight it adds to."""
         return self.scale * (self.lora_B @ self.lora_A)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # x: (..., in) -> out: (..., out)
         out = self.base(x)
-        if self.merged:
+        if self.merged:  # ΔW is already inside base.weight: adding it again would count it twice
             return out
+        # x A^T B^T: (..., in) -> (..., r) -> (..., out). Two thin products: r·(in + out) multiply-adds
+        # per row instead of in·out, and the (out, in) matrix ΔW is never built.
         return out + self.scale * (self.dropout(x) @ self.lora_A.T @ self.lora_B.T)
 
     @torch.no_grad()
     def merge(self) -> None:
+        """W0 <- W0 + ΔW: one matrix again, so inference costs what the base layer costs."""
         if not self.merged:
             self.base.weight += self.delta_weight()
             self.merged = True
 
     @torch.no_grad()
     def unmerge(self) -> None:
+        """W0 <- W0 - ΔW (back to the pretrained weight, up to float rounding)."""
         if self.merged:
             self.base.weight -= self.delta_weight()
             self.merged = False
 
     def extra_repr(self) -> str:
         return f"r={self.r}, alpha={self.alpha}, merged={self.merged}"
-
-
-def _linear_names(model: nn.Module) -> list[str]:
-    return [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
 
 
 def inject_lora(model: nn.Module, target_modules=("query", "value"), r: int = 8, alpha: float = 16,
@@ -79,31 +84,12 @@ def inject_lora(model: nn.Module, target_modules=("query", "value"), r: int = 8,
 
     Only the new ``lora_A``/``lora_B`` matrices are trainable in the replaced layers;
     the rest of the model is left as it is (freeze it yourself, see
-    :func:`labkit.finetune.freeze`). Returns the replaced names.
+    :func:`labkit.nn.freeze`). Returns the replaced names.
     """
-    if isinstance(target_modules, str):
-        target_modules = [target_modules]
-    if not target_modules:
-        raise ValueError("target_modules is empty: name at least one Linear layer, e.g. ['query', 'value']")
-    if isinstance(r, bool) or not isinstance(r, int) or r <= 0:
-        raise ValueError(f"r (the LoRA rank) must be a whole number > 0; got {r!r}")
-    if not alpha > 0:
-        raise ValueError(f"alpha (the LoRA scale numerator) must be > 0; got {alpha!r}")
-    linears = _linear_names(model)
-    matched = {t: [n for n in linears if n == t or n.endswith("." + t)] for t in target_modules}
-    missing = [t for t, names in matched.items() if not names]
-    if missing:
-        leaves = sorted({n.rsplit(".", 1)[-1] for n in linears})
-        raise ValueError(f"target_modules {missing} match no nn.Linear in the model; "
-                         f"Linear names end with: {leaves[:12]} (e.g. {linears[:3]})")
-    replaced = []
-    for name in linears:
-        if any(name in names for names in matched.values()):
-            parent_name, _, child = name.rpartition(".")
-            parent = model.get_submodule(parent_name) if parent_name else model
-            setattr(parent, child, LoRALinear(getattr(parent, child), r=r, alpha=alpha, dropout=dropout))
-            replaced.append(name)
-    return replaced
+    whole_number("r (the LoRA rank)", r, minimum=1)  # checked before any layer is replaced
+    positive("alpha (the LoRA scale numerator)", alpha)
+    return replace_linears(model, target_modules, lambda linear: LoRALinear(linear, r, alpha, dropout),
+                           name="target_modules")
 
 
 def lora_layers(model: nn.Module) -> list[LoRALinear]:

@@ -3,6 +3,8 @@
 * causal LM (GPT):  :func:`clm_forward` + :func:`clm_loss`
 * MLM + a pair task (BERT: NSP; ALBERT: SOP): :class:`MLMPairForward` + :func:`mlm_pair_loss`,
   the total loss ``L = L_MLM + L_pair`` (a sum, not one overwriting the other).
+* bidirectional LM (ELMo's biLM, the BiLSTM of chapter 5): :func:`bilm_forward` + :func:`bilm_loss`,
+  next word for the forward LSTM, previous word for the backward one.
 
 And what a chapter measures around them: the unigram entropy of a token
 stream (the loss of the best model that ignores context), mean-pooled encoder
@@ -16,11 +18,15 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from .check import whole_number
 from .data.pretraining import IGNORE, mask_tokens
-from .train import Callback, TrainState
+from .nn.bilstm import check_batch
+from .nn.classifier import mean_pool
+from .train import Callback, TrainState, accuracy, evaluate, fit
 
-__all__ = ["clm_forward", "clm_loss", "MLMPairForward", "mlm_pair_loss", "pair_accuracy", "unigram_entropy",
-           "mean_pool", "encoder_features", "SampleEvery", "perplexity", "linear_probe"]
+__all__ = ["clm_forward", "clm_loss", "MLMPairForward", "mlm_pair_loss", "pair_accuracy", "bilm_targets",
+           "bilm_forward", "bilm_loss", "unigram_entropy", "mean_pool", "encoder_features", "SampleEvery",
+           "perplexity", "linear_probe"]
 
 
 def clm_forward(model, batch):
@@ -73,6 +79,31 @@ def pair_accuracy(output, pair_label: torch.Tensor) -> torch.Tensor:
     return (pair_logits.argmax(-1) == pair_label).float().mean()
 
 
+def bilm_targets(ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Targets (B, 2, T): ``[:, 0, t]`` = word t+1, ``[:, 1, t]`` = word t-1, ``IGNORE`` where there is none."""
+    check_batch(ids, lengths)
+    B, T = ids.shape
+    real = torch.arange(T, device=ids.device)[None, :] < lengths[:, None].to(ids.device)
+    words = torch.where(real, ids, torch.full_like(ids, IGNORE))
+    nxt = torch.full_like(ids, IGNORE)
+    prv = torch.full_like(ids, IGNORE)
+    nxt[:, :-1] = words[:, 1:]
+    prv[:, 1:] = words[:, :-1]
+    prv[~real] = IGNORE  # a padding position has no "previous word" to predict
+    return torch.stack([nxt, prv], dim=1)
+
+
+def bilm_forward(model, batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """For a :class:`~labkit.nn.BiLSTMLanguageModel`: a batch ``(ids, lengths)`` -> ``(logits, targets)``."""
+    ids, lengths = batch[0], batch[1]
+    return model(ids, lengths), bilm_targets(ids, lengths)
+
+
+def bilm_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy over every position that has a next (or previous) word, both directions."""
+    return F.cross_entropy(logits.flatten(0, 2), targets.flatten(), ignore_index=IGNORE)
+
+
 def unigram_entropy(stream: torch.Tensor, vocab_size: int | None = None) -> float:
     """H = -Σ p(w) ln p(w) of the token frequencies in ``stream``, in nats.
 
@@ -85,12 +116,6 @@ def unigram_entropy(stream: torch.Tensor, vocab_size: int | None = None) -> floa
     counts = torch.bincount(stream, minlength=vocab_size or 0).double()
     p = counts[counts > 0] / counts.sum()
     return float(-(p * p.log()).sum())
-
-
-def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """The mean of the hidden states over the real (non-padding) tokens: (B, T, d) -> (B, d)."""
-    m = attention_mask.unsqueeze(-1).to(hidden.dtype)
-    return (hidden * m).sum(1) / m.sum(1).clamp(min=1)
 
 
 @torch.no_grad()
@@ -110,8 +135,7 @@ class SampleEvery(Callback):
     """Every ``every`` steps (and at the end), print ``sample(model)``: watch a GPT learn to write."""
 
     def __init__(self, sample: Callable, every: int = 100):
-        if every < 1:
-            raise ValueError(f"every must be >= 1; got {every!r}")
+        whole_number("every", every)
         self.sample, self.every, self.printed = sample, every, []
 
     def _show(self, state: TrainState) -> None:
@@ -134,7 +158,6 @@ class SampleEvery(Callback):
 def linear_probe(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor, *,
                  epochs: int = 300, lr: float = 3e-2, seed: int = 0) -> float:
     """Fit a linear classifier on frozen features (full batch, AdamW) and return its test accuracy."""
-    from .train import accuracy, evaluate, fit
     if len(train_x) != len(train_y) or len(test_x) != len(test_y):
         raise ValueError("train_x/train_y and test_x/test_y must have the same lengths")
     torch.manual_seed(seed)

@@ -20,16 +20,16 @@ correction and so takes a first step (1-beta1)/sqrt(1-beta2) ~ 3.16x too large.
 """
 from __future__ import annotations
 
-import math
-
 import torch
+
+from .check import number, probability
 
 __all__ = ["SGD", "Adam", "AdamW", "heavy_ball_step", "adam_step", "adam_step_no_bias_correction"]
 
 
-def _check_number(name: str, value, low: float = 0.0) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < low:
-        raise ValueError(f"{name} must be a number >= {low:g}; got {value!r}")
+def _non_negative(**values) -> None:
+    for name, v in values.items():
+        number(name, v, minimum=0)
 
 
 def _check_betas(betas) -> None:
@@ -37,9 +37,8 @@ def _check_betas(betas) -> None:
         b1, b2 = betas
     except (TypeError, ValueError):
         raise ValueError(f"betas must be a pair (beta1, beta2); got {betas!r}") from None
-    for i, b in enumerate((b1, b2), start=1):
-        if isinstance(b, bool) or not isinstance(b, (int, float)) or not 0.0 <= b < 1.0:
-            raise ValueError(f"betas: beta{i} must be in [0, 1); got {b!r}")
+    probability("betas: beta1", b1, open_high=True)  # beta = 1 would never forget the first gradient
+    probability("betas: beta2", b2, open_high=True)
 
 
 class SGD(torch.optim.Optimizer):
@@ -47,10 +46,7 @@ class SGD(torch.optim.Optimizer):
 
     def __init__(self, params, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
                  weight_decay: float = 0.0, nesterov: bool = False):
-        _check_number("lr", lr)
-        _check_number("momentum", momentum)
-        _check_number("dampening", dampening)
-        _check_number("weight_decay", weight_decay)
+        _non_negative(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay)
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError(f"nesterov=True needs momentum > 0 and dampening = 0; "
                              f"got momentum={momentum!r}, dampening={dampening!r}")
@@ -58,31 +54,31 @@ class SGD(torch.optim.Optimizer):
                         nesterov=nesterov)
         super().__init__(params, defaults)
 
-    @torch.no_grad()
+    @torch.no_grad()  # an update is not part of any graph: autograd must not record it
     def step(self, closure=None):
         loss = None
-        if closure is not None:
+        if closure is not None:  # (optional) re-evaluate the loss, as some optimizers such as LBFGS need
             with torch.enable_grad():
                 loss = closure()
-        for group in self.param_groups:
+        for group in self.param_groups:  # each group may carry its own lr (e.g. discriminative rates)
             lr, mu, damp = group["lr"], group["momentum"], group["dampening"]
             wd, nesterov = group["weight_decay"], group["nesterov"]
             for p in group["params"]:
-                if p.grad is None:
+                if p.grad is None:  # frozen, or not used in this loss: leave it (and its state) alone
                     continue
-                g = p.grad
+                g = p.grad                              # same shape as p
                 if wd != 0:
                     g = g + wd * p                      # L2 penalty: gradient of (wd/2)|theta|^2
                 if mu != 0:
-                    state = self.state[p]
+                    state = self.state[p]               # per-parameter memory that survives between steps
                     buf = state.get("momentum_buffer")
                     if buf is None:
                         buf = g.clone()                 # the first step uses g itself, undamped
                     else:
-                        buf.mul_(mu).add_(g, alpha=1 - damp)
+                        buf.mul_(mu).add_(g, alpha=1 - damp)  # in place: no new tensor per step
                     state["momentum_buffer"] = buf
-                    g = g + mu * buf if nesterov else buf
-                p.add_(g, alpha=-lr)
+                    g = g + mu * buf if nesterov else buf  # Nesterov: look ahead along the velocity
+                p.add_(g, alpha=-lr)                    # theta -= lr * g, in place (p is a leaf: no_grad)
         return loss
 
 
@@ -93,10 +89,8 @@ class Adam(torch.optim.Optimizer):
 
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.0):
-        _check_number("lr", lr)
+        _non_negative(lr=lr, eps=eps, weight_decay=weight_decay)
         _check_betas(betas)
-        _check_number("eps", eps)
-        _check_number("weight_decay", weight_decay)
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay))
 
     @torch.no_grad()
@@ -108,25 +102,29 @@ class Adam(torch.optim.Optimizer):
         for group in self.param_groups:
             lr, (beta1, beta2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
             for p in group["params"]:
-                if p.grad is None:
+                if p.grad is None:  # frozen or unused: no step, and no state is created for it
                     continue
                 g = p.grad
-                state = self.state[p]
+                state = self.state[p]  # created lazily: a parameter that never gets a gradient costs nothing
                 if not state:
-                    state["step"] = 0
-                    state["exp_avg"] = torch.zeros_like(p)      # m: first moment
-                    state["exp_avg_sq"] = torch.zeros_like(p)   # v: uncentred second moment
+                    state["step"] = 0                           # t counts per parameter (one that thaws late
+                    state["exp_avg"] = torch.zeros_like(p)      #   starts its own bias correction at t = 1)
+                    state["exp_avg_sq"] = torch.zeros_like(p)   # m, v: same shape as p, 2 extra copies of it
                 state["step"] += 1
                 t, m, v = state["step"], state["exp_avg"], state["exp_avg_sq"]
                 if wd != 0:
                     if self.decoupled:
-                        p.mul_(1 - lr * wd)                     # AdamW: shrink theta itself
+                        p.mul_(1 - lr * wd)                     # AdamW: shrink theta itself, outside m and v
                     else:
                         g = g + wd * p                          # Adam: L2 term inside the moments
                 m.lerp_(g, 1 - beta1)                           # m = beta1 m + (1 - beta1) g
                 v.mul_(beta2).addcmul_(g, g, value=1 - beta2)   # v = beta2 v + (1 - beta2) g^2
+                # Bias correction: m and v start at 0, so early on they underestimate E[g] and E[g^2];
+                # dividing by (1 - beta^t) undoes that (it tends to 1 as t grows).
                 step_size = lr / (1 - beta1 ** t)               # lr * m_hat / m
                 sqrt_v_hat = v.sqrt() / (1 - beta2 ** t) ** 0.5
+                # theta -= step_size * m / (sqrt(v_hat) + eps): eps is added after the square root and the
+                # bias correction, as torch.optim.Adam does, so the steps match it exactly
                 p.addcdiv_(m, sqrt_v_hat.add_(eps), value=-step_size)
         return loss
 

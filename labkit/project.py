@@ -18,24 +18,30 @@ that is what pretraining text is, text about the world with no answers in it.
 """
 from __future__ import annotations
 
+import json
+import os
 import random
 import time
 from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 from torch.utils.data import TensorDataset
 
+from .check import whole_number
 from .data.reviews import (ASPECTS, HELD_OUT_WORDS, PRODUCTS, SEEN_WORDS, TEMPLATES, Reviews,
                            balanced_subset)
 from .data.vocab import Vocab
-from .finetune import count_parameters, freeze
-from .nn.bilstm import BiLSTMClassifier, BiLSTMEncoder, BiLSTMLanguageModel, lm_forward, lm_loss, load_encoder
+from .nn import BiLSTMClassifier, BiLSTMEncoder, BiLSTMLanguageModel, count_parameters, freeze
+from .objectives import bilm_forward, bilm_loss
 from .train import History, accuracy, evaluate, fit
-from .transfer import RunResult, train_classifier
+from .transfer import RunResult, results_table, train_classifier
 
-__all__ = ["unlabelled_reviews", "encode_reviews", "bce_loss", "one_thread", "pretrain_encoder", "train_bilstm",
-           "train_minilm", "compare", "results_table", "state_at_word", "closer_sentiment", "ARMS"]
+__all__ = ["unlabelled_reviews", "encode_reviews", "bce_loss", "one_thread", "pretrain_encoder", "save_encoder",
+           "load_encoder", "train_bilstm", "train_minilm", "compare", "results_table", "state_at_word",
+           "closer_sentiment", "ARMS"]
 
 ARMS = ("bilstm-scratch", "bilstm-pretrained-frozen", "bilstm-pretrained", "minilm-pretrained")
 # Unlabelled text is not the labelled set: it has its own sentences, where two words of one mood
@@ -57,8 +63,7 @@ def unlabelled_reviews(n: int, seed: int = 1, exclude: Reviews | None = None) ->
     way real text mixes them; no sentence of ``exclude`` (the labelled splits) is
     repeated. Short: no filler sentences, so pretraining spends its steps on sentiment.
     """
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a whole number >= 1; got {n!r}")
+    whole_number("n", n)
     rng = random.Random(seed)
     taken = set() if exclude is None else {t for split in ("train", "val", "test") for t in exclude.texts(split)}
     words = {lab: {k: SEEN_WORDS[lab][k] + HELD_OUT_WORDS[lab][k] for k in ("adj", "phrase")} for lab in (0, 1)}
@@ -118,9 +123,29 @@ def pretrain_encoder(vocab: Vocab, texts: list[str], *, embed_dim: int = 64, hid
     val = TensorDataset(*vocab.encode(val_texts)) if val_texts else None
     with one_thread():
         history = fit(lm, TensorDataset(ids, lengths), epochs=epochs, batch_size=batch_size, lr=lr,
-                      loss_fn=lm_loss, forward=lm_forward, val=val, metrics={}, clip_grad_norm=1.0,
+                      loss_fn=bilm_loss, forward=bilm_forward, val=val, metrics={}, clip_grad_norm=1.0,
                       callbacks=callbacks, seed=seed, progress=False, name="pretrain")
     return lm.encoder, history
+
+
+def save_encoder(encoder: BiLSTMEncoder, vocab: Vocab, path: str | os.PathLike) -> None:
+    """The encoder's ``state_dict`` as safetensors, with its config and vocabulary in the file's metadata
+    (the weights are meaningless without the word ids they were trained with)."""
+    if len(vocab) != encoder.config["vocab_size"]:
+        raise ValueError(f"vocab has {len(vocab)} words but the encoder was built for {encoder.config['vocab_size']}")
+    state = {k: v.detach().contiguous().cpu() for k, v in encoder.state_dict().items()}
+    save_file(state, str(path), metadata={"config": json.dumps(encoder.config), "vocab": json.dumps(vocab.words)})
+
+
+def load_encoder(path: str | os.PathLike) -> tuple[BiLSTMEncoder, Vocab]:
+    """``(encoder, vocab)`` from :func:`save_encoder`'s file (safetensors: no code is executed)."""
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+    if "config" not in meta or "vocab" not in meta:
+        raise ValueError(f"{path} was not written by save_encoder (no config/vocab metadata)")
+    encoder = BiLSTMEncoder(**json.loads(meta["config"]))
+    encoder.load_state_dict(load_file(str(path)))
+    return encoder, Vocab(json.loads(meta["vocab"]))
 
 
 def train_bilstm(encoder: BiLSTMEncoder, vocab: Vocab, data: Reviews, n_labels: int, *, arm: str,
@@ -178,12 +203,6 @@ def compare(data: Reviews, vocab: Vocab, pretrained_path, encoders, n_labels: in
         results.append(train_bilstm(encoder, vocab, data, n_labels, arm=arm, epochs=epochs, lr=lr, seed=seed,
                                     freeze_encoder=arm.endswith("frozen"), callbacks=cbs)[0])
     return results
-
-
-def results_table(results: list[RunResult]):
-    import pandas as pd
-    return pd.DataFrame([{"arm": r.arm, "labels": r.n_labels, "test accuracy": round(r.test_acc, 3),
-                          "trainable params": r.trainable, "seconds": round(r.seconds, 1)} for r in results])
 
 
 # ----------------------------------------------------------------------------- what pretraining learned

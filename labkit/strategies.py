@@ -5,6 +5,10 @@ Each strategy is a function that takes a fresh :class:`~labkit.nn.SequenceClassi
 trains it with :func:`~labkit.train.fit` for the same epochs on the same data,
 then measures test accuracy, trainable parameters, wall time, peak memory and
 the training-state memory of one batch.
+
+:data:`STRATEGIES` is keyed by short ids (``"lora"``, ``"bitfit"``); :data:`LABELS`
+holds the names a table shows, and :data:`LEARNING_RATES` the rate each
+strategy starts from (chapter 3.5 and Lab 3c read them from here).
 """
 from __future__ import annotations
 
@@ -14,13 +18,13 @@ from typing import Callable
 import torch
 
 from .adapters import add_adapters
-from .finetune import (GradualUnfreezing, Meter, bitfit, count_parameters, freeze, layerwise_param_groups,
-                       memory_breakdown, unfreeze_top_k)
+from .check import one_of
+from .finetune import GradualUnfreezing, Meter, bitfit, layerwise_param_groups, memory_breakdown, unfreeze_top_k
 from .lora import inject_lora
-from .nn import SequenceClassifier
+from .nn import SequenceClassifier, count_parameters, freeze
 from .train import History, accuracy, evaluate, fit, make_adamw
 
-__all__ = ["STRATEGIES", "Setup", "StrategyResult", "run_strategy"]
+__all__ = ["STRATEGIES", "LABELS", "LEARNING_RATES", "Setup", "StrategyResult", "run_strategy"]
 
 
 @dataclass
@@ -68,15 +72,23 @@ def bitfit_(model, lr, **_):
 
 
 STRATEGIES: dict[str, Callable] = {
-    "full fine-tuning": full, "linear probe": linear_probe, "top-2 blocks": top_k,
-    "gradual unfreezing + discriminative LR": gradual, "LoRA (r=8, query/value)": lora,
-    "adapters (bottleneck 16)": adapters, "BitFit": bitfit_,
+    "full": full, "linear_probe": linear_probe, "top_k": top_k, "gradual": gradual, "lora": lora,
+    "adapters": adapters, "bitfit": bitfit_,
 }
+# What a table shows; the names carry each strategy's default settings.
+LABELS = {
+    "full": "full fine-tuning", "linear_probe": "linear probe", "top_k": "top-2 blocks",
+    "gradual": "gradual unfreezing + discriminative LR", "lora": "LoRA (r=8, query/value)",
+    "adapters": "adapters (bottleneck 16)", "bitfit": "BitFit",
+}
+# The fewer parameters train, the larger the step they want: a common rule of thumb, not tuned per run.
+LEARNING_RATES = {"full": 1e-4, "linear_probe": 1e-2, "top_k": 2e-4, "gradual": 3e-4, "lora": 1e-3,
+                  "adapters": 1e-3, "bitfit": 1e-3}
 
 
 @dataclass
 class StrategyResult:
-    strategy: str
+    strategy: str  # an id of STRATEGIES, or any name for a run that is not one (e.g. a distilled student)
     test_acc: float
     trainable: int
     total: int
@@ -87,7 +99,8 @@ class StrategyResult:
     model: torch.nn.Module = field(repr=False)
 
     def row(self) -> dict:
-        return {"strategy": self.strategy, "test accuracy": round(self.test_acc, 3), "trainable params": self.trainable,
+        """One table row: the strategy's label (see :data:`LABELS`), accuracy, what trains and what it costs."""
+        return {"strategy": LABELS.get(self.strategy, self.strategy), "test accuracy": round(self.test_acc, 3), "trainable params": self.trainable,
                 "trainable %": round(100 * self.trainable / self.total, 3), "seconds": round(self.seconds, 1),
                 "peak RSS Δ MB": round(self.peak_mb), "grads+AdamW MB": round(
                     self.memory["grads MB"] + self.memory["AdamW state MB"], 2),
@@ -96,14 +109,14 @@ class StrategyResult:
 
 def run_strategy(name: str, encoder: torch.nn.Module, train, test, *, lr: float, epochs: int,
                  batch_size: int = 16, n_classes: int = 2, seed: int = 0, callbacks=(), **options) -> StrategyResult:
-    """Build the classifier on ``encoder`` (a fresh copy), apply strategy ``name``, train, test."""
-    if name not in STRATEGIES:
-        raise ValueError(f"name must be one of {list(STRATEGIES)}; got {name!r}")
+    """Build the classifier on ``encoder`` (a fresh copy), apply strategy ``name`` (an id of :data:`STRATEGIES`),
+    train, test."""
+    one_of("name", name, STRATEGIES)
     torch.manual_seed(seed)
     model = SequenceClassifier(encoder, n_classes=n_classes)
     setup = STRATEGIES[name](model, lr, **options)
     with Meter() as meter:
-        history = fit(model, train, epochs=epochs, batch_size=batch_size, seed=seed, name=name,
+        history = fit(model, train, epochs=epochs, batch_size=batch_size, seed=seed, name=LABELS[name],
                       lr=None if setup.optimizer else lr, optimizer=setup.optimizer,
                       callbacks=[*setup.callbacks, *callbacks])
     scores = evaluate(model, test, batch_size=64, metrics={"acc": accuracy})

@@ -18,11 +18,11 @@ import torch
 from . import zoo
 from .data.reviews import Reviews, balanced_subset
 from .data.text import encode
-from .finetune import count_parameters, freeze
-from .nn import SequenceClassifier
+from .check import one_of, whole_number
+from .nn import SequenceClassifier, count_parameters, freeze
 from .train import History, accuracy, evaluate, fit
 
-__all__ = ["ARMS", "Encoders", "train_classifier", "label_sweep", "RunResult"]
+__all__ = ["ARMS", "Encoders", "train_classifier", "label_sweep", "RunResult", "results_table"]
 
 ARMS = ("scratch", "pretrained")
 
@@ -41,8 +41,7 @@ class Encoders:
         return self.loaded.real_weights
 
     def encoder(self, arm: str, seed: int = 0) -> torch.nn.Module:
-        if arm not in ARMS:
-            raise ValueError(f"arm must be one of {', '.join(ARMS)}; got {arm!r}")
+        one_of("arm", arm, ARMS)
         if arm == "pretrained":
             return copy.deepcopy(self.loaded.model)
         torch.manual_seed(seed)
@@ -68,8 +67,7 @@ def train_classifier(encoders: Encoders, arm: str, data: Reviews, n_labels: int,
     The budget is ``epochs`` when given, else about ``steps`` optimisation steps
     (so a small labelled set is seen for more epochs than a large one).
     """
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be a whole number >= 1; got {steps!r}")
+    whole_number("steps", steps)
     examples = balanced_subset(data.train, n_labels, seed=seed)
     train = encode(encoders.tokenizer, examples)
     if batch_size > len(train):
@@ -106,6 +104,7 @@ def label_sweep(encoders: Encoders, data: Reviews, sizes: list[int], *, lr: dict
 
 
 def results_table(results: list[RunResult]):
+    """One row per run: arm, labelled-set size, test accuracy, trainable parameters, seconds."""
     import pandas as pd
     return pd.DataFrame([{"arm": r.arm, "labels": r.n_labels, "test accuracy": round(r.test_acc, 3),
                           "trainable params": r.trainable, "seconds": round(r.seconds, 1)} for r in results])

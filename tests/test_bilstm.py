@@ -4,7 +4,8 @@ import torch
 
 from labkit.data.vocab import Vocab, tokenize
 from labkit.nn import BiLSTMClassifier, BiLSTMEncoder, BiLSTMLanguageModel
-from labkit.nn.bilstm import IGNORE, lm_forward, lm_loss, lm_targets, load_encoder, save_encoder
+from labkit.objectives import IGNORE, bilm_forward, bilm_loss, bilm_targets
+from labkit.project import load_encoder, save_encoder
 from labkit.train import fit
 
 TEXTS = ["the battery is great .", "the screen is bad .", "great phone , i love it", "bad phone , i hate it"]
@@ -92,9 +93,9 @@ def test_encoder_refuses_bad_lengths():
 
 
 # ----------------------------------------------------------------------------- pretraining
-def test_lm_targets_are_next_and_previous_words():
+def test_bilm_targets_are_next_and_previous_words():
     ids = torch.tensor([[2, 3, 4], [5, 6, 0]])
-    t = lm_targets(ids, torch.tensor([3, 2]))
+    t = bilm_targets(ids, torch.tensor([3, 2]))
     assert t[0, 0].tolist() == [3, 4, IGNORE] and t[0, 1].tolist() == [IGNORE, 2, 3]
     assert t[1, 0].tolist() == [6, IGNORE, IGNORE] and t[1, 1].tolist() == [IGNORE, 5, IGNORE]
 
@@ -114,7 +115,7 @@ def test_lm_pretraining_loss_decreases_and_the_encoder_reloads_exactly(tmp_path)
     ids, lengths = vocab.encode(TEXTS * 8)
     torch.manual_seed(0)
     lm = BiLSTMLanguageModel(BiLSTMEncoder(len(vocab), embed_dim=16, hidden=16))
-    history = fit(lm, (ids, lengths), epochs=15, batch_size=8, lr=1e-2, loss_fn=lm_loss, forward=lm_forward,
+    history = fit(lm, (ids, lengths), epochs=15, batch_size=8, lr=1e-2, loss_fn=bilm_loss, forward=bilm_forward,
                   metrics={}, seed=0, progress=False)
     first, last = history.steps[0]["loss"], history.steps[-1]["loss"]
     assert last < 0.5 * first, (first, last)

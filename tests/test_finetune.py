@@ -9,10 +9,10 @@ from transformers import BertConfig, BertModel
 
 from labkit.adapters import add_adapters
 from labkit.data.tasks import CATEGORIES, make_category_reviews
-from labkit.finetune import (GradualUnfreezing, bitfit, count_parameters, distill, distillation_loss, freeze,
-                             layerwise_param_groups, memory_breakdown, slice_layers, unfreeze_top_k)
+from labkit.finetune import (GradualUnfreezing, bitfit, distill, distillation_loss, layerwise_param_groups,
+                             memory_breakdown, slice_layers, unfreeze_top_k)
 from labkit.lora import LoRALinear, inject_lora, lora_state_dict, merge_lora, unmerge_lora
-from labkit.nn import SequenceClassifier
+from labkit.nn import SequenceClassifier, count_parameters, freeze
 from labkit.train import Callback, fit
 
 H, LAYERS, FF = 32, 2, 64
@@ -240,15 +240,25 @@ def test_every_strategy_runs_and_trains_what_it_says():
         counts[name] = r.trainable
     total = count_parameters(classifier())
     head = H * 2 + 2
-    assert counts["full fine-tuning"] == total
-    assert counts["linear probe"] == head
-    assert counts["LoRA (r=8, query/value)"] == head + LAYERS * 2 * (8 * H + H * 8)
-    assert head < counts["BitFit"] < counts["top-2 blocks"] <= total
+    assert counts["full"] == total
+    assert counts["linear_probe"] == head
+    assert counts["lora"] == head + LAYERS * 2 * (8 * H + H * 8)
+    assert head < counts["bitfit"] < counts["top_k"] <= total
     # gradual unfreezing, 2 epochs: the head in epoch 1, then the head and the top block
     top_block = sum(p.numel() for p in tiny_bert().encoder.layer[-1].parameters())
-    assert counts["gradual unfreezing + discriminative LR"] == head + top_block
-    with pytest.raises(ValueError, match="name must be one of"):
+    assert counts["gradual"] == head + top_block
+    with pytest.raises(ValueError, match="name must be one of 'full', 'linear_probe'"):
         run_strategy("prefix tuning", tiny_bert(), data, data, lr=1e-3, epochs=1)
+
+
+def test_strategies_have_a_label_and_a_learning_rate_each():
+    from labkit.strategies import LABELS, LEARNING_RATES, STRATEGIES, StrategyResult
+    assert set(LABELS) == set(LEARNING_RATES) == set(STRATEGIES)
+    assert all(k.isidentifier() and k.islower() for k in STRATEGIES)  # short ids; labels are for tables
+    mem = {"grads MB": 1.0, "AdamW state MB": 2.0, "activations MB": 3.0}
+    row = StrategyResult("lora", 0.5, 10, 1000, 1.0, 2.0, mem, None, None).row()
+    assert row["strategy"] == "LoRA (r=8, query/value)" and row["grads+AdamW MB"] == 3.0
+    assert StrategyResult("student, KD", 0.5, 10, 10, 1.0, 2.0, mem, None, None).row()["strategy"] == "student, KD"
 
 
 def test_distill_with_alpha_zero_is_plain_fine_tuning_and_alpha_one_is_not():
@@ -262,3 +272,21 @@ def test_distill_with_alpha_zero_is_plain_fine_tuning_and_alpha_one_is_not():
         losses[arm] = [s["loss"] for s in h.steps]
     assert losses[0.0] == pytest.approx(losses["ce"], rel=1e-6)
     assert losses[1.0] != pytest.approx(losses["ce"], rel=1e-3)
+
+
+def test_replace_linears_matches_whole_name_parts_and_changes_nothing_on_a_miss():
+    from labkit.nn import replace_linears
+    model = nn.Sequential()
+    model.add_module("query", nn.Linear(2, 2))
+    model.add_module("myquery", nn.Linear(2, 2))
+    model.add_module("block", nn.Sequential())
+    model.block.add_module("query", nn.Linear(2, 2))
+    replaced = replace_linears(model, "query", lambda lin: nn.Sequential(lin))
+    assert replaced == ["query", "block.query"]
+    assert isinstance(model.myquery, nn.Linear) and isinstance(model.block.query, nn.Sequential)
+    before = copy.deepcopy(model)
+    with pytest.raises(ValueError, match=r"targets \['value'\] match no nn.Linear.*myquery"):
+        replace_linears(model, ["myquery", "value"], lambda lin: nn.Sequential(lin))
+    assert str(model) == str(before)  # refused before anything changed
+    with pytest.raises(ValueError, match="targets is empty"):
+        replace_linears(model, [], nn.Sequential)

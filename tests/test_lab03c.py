@@ -4,7 +4,7 @@ import torch
 
 from labkit.data.reviews import balanced_subset, make_reviews
 from labkit.data.text import encode
-from labkit.finetune import count_parameters
+from labkit.nn import count_parameters
 from labkit.labs import lab03c
 from labkit.transfer import Encoders
 
@@ -55,6 +55,9 @@ def test_settings_label_rows_and_refuse_bad_values():
     assert lab03c.settings("top-k blocks", k=3) == ("top-k k=3", {"k": 3})
     assert lab03c.settings("BitFit") == ("BitFit", {})
     assert set(lab03c.CHOICES) == set(lab03c.SUGGESTED_LR)
+    from labkit.strategies import LEARNING_RATES, STRATEGIES
+    assert set(lab03c.CHOICES.values()) == set(STRATEGIES)  # every strategy on the panel, by its id
+    assert lab03c.SUGGESTED_LR["LoRA"] == LEARNING_RATES["lora"]  # one table of rates, in labkit.strategies
     with pytest.raises(ValueError, match="strategy must be one of"):
         lab03c.settings("prompt tuning")
     with pytest.raises(ValueError, match=r"r \(the LoRA rank\)"):
@@ -87,7 +90,7 @@ def test_a_run_adds_a_row_with_the_requested_settings(encoders, sizes, tiny):
     with pytest.raises(ValueError, match="k must be"):
         lab.run("top-k blocks", k=9, lr=2e-4, epochs=1)
     assert len(lab.rows) == 2  # a refused run adds no row
-    assert lab.results[0].model is None and lab.last.strategy == "top-2 blocks"  # STRATEGIES' name
+    assert lab.results[0].model is None and lab.last.strategy == "top_k"  # STRATEGIES' id
     # every run trained a fresh copy: the top block moved in run 2, the pretrained weights did not
     top = lambda encoder: encoder.encoder.layer[-1].output.dense.weight
     assert not torch.equal(top(lab.last.model.encoder), top(encoders.loaded.model))

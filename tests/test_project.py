@@ -7,7 +7,8 @@ import torch
 from labkit.data.reviews import HELD_OUT_WORDS, make_reviews
 from labkit.data.vocab import Vocab, tokenize
 from labkit.labs.lab05 import article_parameter_count
-from labkit.project import (ARMS, compare, encode_reviews, one_thread, pretrain_encoder, unlabelled_reviews)
+from labkit.project import (ARMS, compare, encode_reviews, one_thread, pretrain_encoder, save_encoder,
+                            unlabelled_reviews)
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +45,6 @@ def test_one_thread_restores_the_thread_count():
 
 
 def test_compare_runs_the_bilstm_arms_on_the_same_examples(data, tmp_path):
-    from labkit.nn.bilstm import save_encoder
-
     texts = unlabelled_reviews(64, seed=1, exclude=data)
     vocab = Vocab.build(texts + data.texts("train"))
     encoder, history = pretrain_encoder(vocab, texts, embed_dim=8, hidden=8, epochs=1, batch_size=16)

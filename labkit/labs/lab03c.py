@@ -16,27 +16,26 @@ import torch
 from torch import nn
 
 from ..adapters import add_adapters
+from ..check import one_of, whole_number
 from ..exercises import Exercise
-from ..finetune import bitfit, count_parameters, freeze, unfreeze_top_k
-from ..lora import LoRALinear, inject_lora, merge_lora
-from ..nn import SequenceClassifier
-from ..strategies import run_strategy
+from ..lora import LoRALinear, merge_lora
+from ..nn import SequenceClassifier, count_parameters
+from ..strategies import LEARNING_RATES, STRATEGIES, run_strategy
 
 __all__ = ["CHOICES", "SUGGESTED_LR", "StrategyLab", "settings", "exercises", "trainable_after", "adamw_state_mb", "mergeable"]
 
-# The lab's choices -> the names in labkit.strategies.STRATEGIES (whose names carry the chapter's defaults).
+# The panel's choices -> the ids of labkit.strategies.STRATEGIES.
 CHOICES = {
-    "full fine-tuning": "full fine-tuning",
-    "linear probe": "linear probe",
-    "top-k blocks": "top-2 blocks",
-    "gradual unfreezing": "gradual unfreezing + discriminative LR",
-    "LoRA": "LoRA (r=8, query/value)",
-    "adapters": "adapters (bottleneck 16)",
-    "BitFit": "BitFit",
+    "full fine-tuning": "full",
+    "linear probe": "linear_probe",
+    "top-k blocks": "top_k",
+    "gradual unfreezing": "gradual",
+    "LoRA": "lora",
+    "adapters": "adapters",
+    "BitFit": "bitfit",
 }
-# Chapter 3.5's learning rates: the fewer parameters train, the larger the step (a rule of thumb, not tuned).
-SUGGESTED_LR = {"full fine-tuning": 1e-4, "linear probe": 1e-2, "top-k blocks": 2e-4, "gradual unfreezing": 3e-4,
-                "LoRA": 1e-3, "adapters": 1e-3, "BitFit": 1e-3}
+# Chapter 3.5's learning rates (labkit.strategies.LEARNING_RATES), by the panel's names.
+SUGGESTED_LR = {choice: LEARNING_RATES[sid] for choice, sid in CHOICES.items()}
 LORA_TARGETS = ("query", "value")
 ALPHA_PER_RANK = 2  # alpha = 2 r: the scale alpha / r stays 2, so r changes the capacity, not the step size
 BOTTLENECK = 16
@@ -44,11 +43,9 @@ BOTTLENECK = 16
 
 def settings(strategy: str, r: int = 8, k: int = 2) -> tuple[str, dict]:
     """The row label (with the settings that matter) and the options for ``run_strategy``."""
-    if strategy not in CHOICES:
-        raise ValueError(f"strategy must be one of {list(CHOICES)}; got {strategy!r}")
+    one_of("strategy", strategy, CHOICES)
     if strategy == "LoRA":
-        if isinstance(r, bool) or not isinstance(r, int) or r < 1:
-            raise ValueError(f"r (the LoRA rank) must be a whole number >= 1; got {r!r}")
+        whole_number("r (the LoRA rank)", r, minimum=1)
         alpha = ALPHA_PER_RANK * r
         return f"LoRA r={r} (α={alpha}, q/v)", {"r": r, "alpha": alpha, "targets": LORA_TARGETS}
     if strategy == "top-k blocks":
@@ -77,11 +74,7 @@ class StrategyLab:
         result = run_strategy(CHOICES[strategy], self.encoders.encoder("pretrained"), self.train, self.test,
                               lr=lr, epochs=epochs, batch_size=min(self.batch_size, len(self.train)),
                               seed=self.seed, callbacks=callbacks, **options)
-        row = {"run": len(self.rows) + 1, "strategy": label, "lr": lr, "epochs": epochs,
-               "test accuracy": round(result.test_acc, 3), "trainable params": result.trainable,
-               "trainable %": round(100 * result.trainable / result.total, 3), "seconds": round(result.seconds, 1),
-               "peak RSS Δ MB": round(result.peak_mb),
-               "grads+AdamW MB": round(result.memory["grads MB"] + result.memory["AdamW state MB"], 2)}
+        row = {"run": len(self.rows) + 1, **result.row(), "strategy": label, "lr": lr, "epochs": epochs}
         self.rows.append(row)
         self.results.append(replace(result, model=None))
         self.last = result
@@ -104,36 +97,24 @@ class StrategyLab:
 
 
 # ----------------------------------------------------------------------------- exercises
-def _classifier(encoders, seed: int = 0) -> SequenceClassifier:
+def _prepared(encoders, strategy: str, r: int = 8, k: int = 2, seed: int = 0) -> SequenceClassifier:
+    """A fresh classifier on which ``strategy`` (a panel choice) has decided what trains, as in a run."""
     torch.manual_seed(seed)
-    return SequenceClassifier(encoders.encoder("pretrained"), n_classes=2)
+    model = SequenceClassifier(encoders.encoder("pretrained"), n_classes=2)
+    STRATEGIES[CHOICES[strategy]](model, lr=None, **settings(strategy, r, k)[1])
+    return model
 
 
 def trainable_after(encoders, strategy: str, r: int = 8, k: int = 2) -> int:
     """Trainable parameters of the classifier (head included) once ``strategy`` decided what trains."""
-    model = _classifier(encoders)
-    if strategy == "LoRA":
-        freeze(model.encoder)
-        inject_lora(model.encoder, list(LORA_TARGETS), r=r, alpha=ALPHA_PER_RANK * r)
-    elif strategy == "top-k blocks":
-        unfreeze_top_k(model.encoder, k)
-    elif strategy == "BitFit":
-        bitfit(model)
-    elif strategy == "full fine-tuning":
-        pass
-    else:
-        raise ValueError(f"strategy must be 'LoRA', 'top-k blocks', 'BitFit' or 'full fine-tuning'; got {strategy!r}")
-    return count_parameters(model, trainable_only=True)
+    one_of("strategy", strategy, ("LoRA", "top-k blocks", "BitFit", "full fine-tuning"))
+    return count_parameters(_prepared(encoders, strategy, r, k), trainable_only=True)
 
 
-def adamw_state_mb(encoders, strategy: str, **kw) -> float:
+def adamw_state_mb(encoders, strategy: str, r: int = 8) -> float:
     """AdamW's state, measured: build the optimizer, take one step, add up exp_avg and exp_avg_sq (MiB)."""
-    model = _classifier(encoders)
-    if strategy == "LoRA":
-        freeze(model.encoder)
-        inject_lora(model.encoder, list(LORA_TARGETS), r=kw.get("r", 8), alpha=ALPHA_PER_RANK * kw.get("r", 8))
-    elif strategy != "full fine-tuning":
-        raise ValueError(f"strategy must be 'LoRA' or 'full fine-tuning'; got {strategy!r}")
+    one_of("strategy", strategy, ("LoRA", "full fine-tuning"))
+    model = _prepared(encoders, strategy, r=r)
     params = [p for p in model.parameters() if p.requires_grad]
     for p in params:
         p.grad = torch.zeros_like(p)

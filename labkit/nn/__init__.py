@@ -1,5 +1,6 @@
 """From-scratch building blocks and models."""
-from .classifier import SequenceClassifier  # noqa: F401
+from .parameters import count_parameters, freeze, replace_linears  # noqa: F401
+from .classifier import SequenceClassifier, mean_pool  # noqa: F401
 from .bilstm import BiLSTMClassifier, BiLSTMEncoder, BiLSTMLanguageModel  # noqa: F401
 from .attention import (  # noqa: F401
     MultiHeadAttention, attention_loop, attention_weights, scaled_dot_product_attention, sinusoidal_positions,

@@ -1,10 +1,12 @@
 """The article's BiLSTM, done right: one encoder, a classifier head, and an ELMo-style pretraining head.
 
     encoder = BiLSTMEncoder(len(vocab))
-    lm = BiLSTMLanguageModel(encoder)        # pretrain on unlabelled text (next word / previous word)
-    save_encoder(encoder, vocab, "enc.safetensors")
-    encoder, vocab = load_encoder("enc.safetensors")
+    lm = BiLSTMLanguageModel(encoder)        # pretrain on unlabelled text (next word / previous word),
+                                             # with labkit.objectives.bilm_forward / bilm_loss
     clf = BiLSTMClassifier(encoder)          # a fresh head; logits (B,), train with BCEWithLogitsLoss
+
+Saving and reloading a pretrained encoder with its vocabulary: :mod:`labkit.project`
+(``save_encoder`` / ``load_encoder``).
 
 Why next-word/previous-word (Peters et al., "Deep contextualized word
 representations" (ELMo), NAACL 2018, arXiv:1802.05365) rather than MLM: a
@@ -18,22 +20,17 @@ must predict; so the encoder has one layer.)
 """
 from __future__ import annotations
 
-import json
-import os
-
 import torch
-import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-__all__ = ["BiLSTMEncoder", "BiLSTMClassifier", "BiLSTMLanguageModel", "lm_forward", "lm_loss",
-           "lm_targets", "save_encoder", "load_encoder", "IGNORE"]
+from ..check import whole_number
 
-IGNORE = -100  # the target id cross_entropy skips (positions with no next/previous word, padding)
+__all__ = ["BiLSTMEncoder", "BiLSTMClassifier", "BiLSTMLanguageModel", "check_batch"]
 
 
-def _check_batch(ids: torch.Tensor, lengths: torch.Tensor) -> None:
+def check_batch(ids: torch.Tensor, lengths: torch.Tensor) -> None:
+    """``ids`` (B, T) and ``lengths`` (B,) with every length in [1, T], else ValueError."""
     if ids.ndim != 2:
         raise ValueError(f"ids must have shape (batch, time); got {tuple(ids.shape)}")
     if lengths.shape != ids.shape[:1]:
@@ -51,9 +48,9 @@ class BiLSTMEncoder(nn.Module):
 
     def __init__(self, vocab_size: int, embed_dim: int = 64, hidden: int = 64, dropout: float = 0.0):
         super().__init__()
-        for name, v in (("vocab_size", vocab_size), ("embed_dim", embed_dim), ("hidden", hidden)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < (3 if name == "vocab_size" else 1):
-                raise ValueError(f"{name} must be a whole number >= {3 if name == 'vocab_size' else 1}; got {v!r}")
+        whole_number("vocab_size", vocab_size, minimum=3)  # padding, unknown and at least one word
+        whole_number("embed_dim", embed_dim)
+        whole_number("hidden", hidden)
         self.config = {"vocab_size": vocab_size, "embed_dim": embed_dim, "hidden": hidden}
         self.hidden = hidden
         self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=0)
@@ -64,7 +61,7 @@ class BiLSTMEncoder(nn.Module):
         """``outputs`` (B, T, 2H): forward states in ``[..., :H]``, backward in ``[..., H:]`` (0 at padding);
         ``h_n`` (2, B, H): the final forward state (after the last real word) and the final backward state
         (after reading back to the first word)."""
-        _check_batch(ids, lengths)
+        check_batch(ids, lengths)
         x = self.dropout(self.embedding(ids))
         packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
         out, (h_n, _) = self.lstm(packed)
@@ -108,52 +105,3 @@ class BiLSTMLanguageModel(nn.Module):
         out, _ = self.encoder(ids, lengths)
         h = self.encoder.hidden
         return torch.stack([self.next_word(out[..., :h]), self.prev_word(out[..., h:])], dim=1)
-
-
-def lm_targets(ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    """Targets (B, 2, T): ``[:, 0, t]`` = word t+1, ``[:, 1, t]`` = word t-1, ``IGNORE`` where there is none."""
-    _check_batch(ids, lengths)
-    B, T = ids.shape
-    real = torch.arange(T, device=ids.device)[None, :] < lengths[:, None].to(ids.device)
-    words = torch.where(real, ids, torch.full_like(ids, IGNORE))
-    nxt = torch.full_like(ids, IGNORE)
-    prv = torch.full_like(ids, IGNORE)
-    nxt[:, :-1] = words[:, 1:]
-    prv[:, 1:] = words[:, :-1]
-    prv[~real] = IGNORE  # a padding position has no "previous word" to predict
-    return torch.stack([nxt, prv], dim=1)
-
-
-def lm_forward(model: BiLSTMLanguageModel, batch) -> tuple[torch.Tensor, torch.Tensor]:
-    """For :func:`labkit.train.fit`: a batch ``(ids, lengths)`` -> ``(logits, targets)``."""
-    ids, lengths = batch[0], batch[1]
-    return model(ids, lengths), lm_targets(ids, lengths)
-
-
-def lm_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy over every position that has a next (or previous) word, both directions."""
-    return F.cross_entropy(logits.flatten(0, 2), targets.flatten(), ignore_index=IGNORE)
-
-
-def save_encoder(encoder: BiLSTMEncoder, vocab, path: str | os.PathLike) -> None:
-    """The encoder's ``state_dict`` as safetensors, with its config and vocabulary in the file's metadata
-    (the weights are meaningless without the word ids they were trained with)."""
-    if len(vocab) != encoder.config["vocab_size"]:
-        raise ValueError(f"vocab has {len(vocab)} words but the encoder was built for {encoder.config['vocab_size']}")
-    state = {k: v.detach().contiguous().cpu() for k, v in encoder.state_dict().items()}
-    save_file(state, str(path), metadata={"config": json.dumps(encoder.config), "vocab": json.dumps(vocab.words)})
-
-
-def load_encoder(path: str | os.PathLike):
-    """``(encoder, vocab)`` from :func:`save_encoder`'s file (safetensors: no code is executed)."""
-    from safetensors import safe_open
-
-    from ..data.vocab import Vocab
-
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata() or {}
-    if "config" not in meta or "vocab" not in meta:
-        raise ValueError(f"{path} was not written by save_encoder (no config/vocab metadata)")
-    encoder = BiLSTMEncoder(**json.loads(meta["config"]))
-    encoder.load_state_dict(load_file(str(path)))
-    return encoder, Vocab(json.loads(meta["vocab"]))
