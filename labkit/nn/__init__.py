@@ -8,3 +8,4 @@ from .attention import (  # noqa: F401
 from .transformer import (  # noqa: F401
     GPT, BertEncoder, BertForPretraining, Block, RMSNorm, TransformerConfig,
 )
+from .efficientnet import EfficientNetLite0, lite0_parameter_count, load_packaged_lite0  # noqa: F401
