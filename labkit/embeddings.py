@@ -21,6 +21,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .check import whole_number
+
 __all__ = ["noise_distribution", "skipgram_pairs", "SkipGramNS", "skipgram_forward", "skipgram_loss",
            "cosine_matrix", "nearest", "project_2d", "adjacency_counts"]
 
@@ -36,8 +38,7 @@ def noise_distribution(counts: Sequence[float] | torch.Tensor, power: float = 0.
 
 def skipgram_pairs(sentences: Sequence[Sequence[int]], window: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
     """Every (centre, context) pair with the context at most ``window`` positions away, within a sentence."""
-    if isinstance(window, bool) or not isinstance(window, int) or window < 1:
-        raise ValueError(f"window must be a whole number >= 1; got {window!r}")
+    whole_number("window", window)
     centres, contexts = [], []
     for s in sentences:
         n = len(s)
@@ -56,8 +57,8 @@ class SkipGramNS(nn.Module):
 
     def __init__(self, vocab_size: int, dim: int, noise: torch.Tensor, negatives: int = 5):
         super().__init__()
-        if dim < 1 or negatives < 1:
-            raise ValueError(f"dim and negatives must be >= 1; got dim={dim!r}, negatives={negatives!r}")
+        whole_number("dim", dim)
+        whole_number("negatives", negatives)
         if len(noise) != vocab_size:
             raise ValueError(f"noise must have vocab_size={vocab_size} entries; got {len(noise)}")
         self.inp = nn.Embedding(vocab_size, dim)
@@ -105,9 +106,10 @@ def nearest(emb: torch.Tensor, stoi: dict[str, int], word: str, k: int = 5,
     """The ``k`` words whose vectors have the highest cosine with ``word`` (itself left out)."""
     if word not in stoi:
         raise ValueError(f"word {word!r} is not in the vocabulary")
+    whole_number("k", k)
     candidates = [w for w in (among if among is not None else stoi) if w != word and w in stoi]
-    if k < 1 or not candidates:
-        raise ValueError(f"k must be >= 1 and there must be candidates; got k={k!r}")
+    if not candidates:
+        raise ValueError(f"among has no word of the vocabulary other than {word!r}: nothing to rank")
     e = F.normalize(emb.float(), dim=-1)
     idx = torch.tensor([stoi[w] for w in candidates])
     sims = e[idx] @ e[stoi[word]]

@@ -16,6 +16,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .check import positive, whole_number
+
 __all__ = ["mse", "binary_cross_entropy_with_logits", "cross_entropy", "gaussian_window", "ssim_map", "ssim"]
 
 _REDUCTIONS = ("mean", "sum", "none")
@@ -81,10 +83,9 @@ def cross_entropy(logits: torch.Tensor, target: torch.Tensor, reduction: str = "
 def gaussian_window(window_size: int = 11, sigma: float = 1.5, *, dtype=torch.float32,
                     device=None) -> torch.Tensor:
     """A (window_size, window_size) Gaussian window that sums to 1."""
-    if not isinstance(window_size, int) or window_size < 1 or window_size % 2 == 0:
+    if whole_number("window_size", window_size) % 2 == 0:  # odd: the window has a centre pixel
         raise ValueError(f"window_size must be an odd positive integer; got {window_size!r}")
-    if not sigma > 0:
-        raise ValueError(f"sigma must be > 0; got {sigma!r}")
+    positive("sigma", sigma)
     r = torch.arange(window_size, dtype=torch.float64, device=device) - (window_size - 1) / 2
     g = torch.exp(-0.5 * (r / sigma) ** 2)
     g = g / g.sum()
@@ -101,12 +102,9 @@ def ssim_map(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, window_s
     _same_shape(x, y, "x", "y")
     if x.dim() != 4:
         raise ValueError(f"x and y must be image batches of shape (N, C, H, W); got {tuple(x.shape)}")
-    if not (isinstance(data_range, (int, float)) and data_range > 0):
-        raise ValueError(f"data_range must be a number > 0 (the span of pixel values, e.g. 1.0 or 255); "
-                         f"got {data_range!r}")
+    positive("data_range (the span of pixel values, e.g. 1.0 or 255)", data_range)
     h, w = x.shape[-2:]
-    if isinstance(window_size, int) and window_size > min(h, w):
-        raise ValueError(f"window_size must be <= the image height and width ({h}x{w}); got {window_size}")
+    whole_number(f"window_size (for {h}x{w} images)", window_size, maximum=min(h, w))
     if not x.dtype.is_floating_point:
         x, y = x.float(), y.float()
     y = y.to(x.dtype)

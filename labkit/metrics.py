@@ -1,4 +1,7 @@
-"""Classification metrics: accuracy, F1, the confusion matrix, and calibration.
+"""Classification metrics on predicted labels: accuracy, F1, the confusion matrix; and calibration.
+
+They take labels, as scikit-learn's functions of the same names do: ``accuracy_score(y_true, y_pred)``.
+(``labkit.train.accuracy(output, target)`` is the other kind: a training metric on a batch of logits.)
 
 A classifier's probabilities are *calibrated* when, among the predictions made
 with confidence about 0.8, about 80% are right. The expected calibration error
@@ -19,7 +22,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["accuracy", "confusion_matrix", "f1_score", "Calibration", "calibration",
+from .check import whole_number
+
+__all__ = ["accuracy_score", "confusion_matrix", "f1_score", "Calibration", "calibration",
            "fit_temperature", "reliability_diagram"]
 
 
@@ -46,7 +51,7 @@ def _pair(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:
     return t, p
 
 
-def accuracy(y_true, y_pred) -> float:
+def accuracy_score(y_true, y_pred) -> float:
     """The fraction of predictions equal to the true label."""
     t, p = _pair(y_true, y_pred)
     return float((t == p).mean())
@@ -116,8 +121,7 @@ class Calibration:
 
 def calibration(probs, y_true, n_bins: int = 10) -> Calibration:
     """Expected calibration error with ``n_bins`` equal-width bins ``((b-1)/B, b/B]`` of the confidence."""
-    if isinstance(n_bins, bool) or not isinstance(n_bins, (int, np.integer)) or n_bins < 1:
-        raise ValueError(f"n_bins must be a whole number >= 1; got {n_bins!r}")
+    whole_number("n_bins", n_bins)
     p = _probs(probs)
     t = _labels(y_true, "y_true")
     if len(t) != len(p):

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from .check import whole_number
 from .nn import SequenceClassifier
 
 __all__ = ["save_pipeline", "load_pipeline", "TextClassifier", "Prediction", "FORMAT"]
@@ -118,8 +119,7 @@ def save_pipeline(model: SequenceClassifier, tokenizer, directory, *, labels: li
             or len(set(labels)) != len(labels):
         raise ValueError(f"labels must be {model.head.out_features} distinct non-empty names, one per "
                          f"head output; got {labels!r}")
-    if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1:
-        raise ValueError(f"max_length must be a whole number >= 1; got {max_length!r}")
+    whole_number("max_length", max_length)
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     tensors, aliases = _dedupe(model.state_dict())

@@ -18,6 +18,7 @@ import sys
 import numpy as np
 import plotly.graph_objects as go
 
+from .check import one_of, whole_number
 from .runtime import headless
 from .train import Callback, TrainState
 
@@ -93,10 +94,8 @@ class LiveLossPlot(Callback):
 
     def __init__(self, title: str = "Loss", every: int = 10, smooth: int = 5, log_y: bool = False,
                  height: int = 360, mode: str = "auto"):
-        if every < 1:
-            raise ValueError(f"every must be >= 1; got {every!r}")
-        if mode not in ("auto", "widget", "redraw"):
-            raise ValueError(f"mode must be 'auto', 'widget' or 'redraw'; got {mode!r}")
+        whole_number("every", every)
+        one_of("mode", mode, ("auto", "widget", "redraw"))
         self.title, self.every, self.smooth, self.log_y, self.height = title, every, smooth, log_y, height
         self.mode = ("widget" if live_frontend() else "redraw") if mode == "auto" else mode
         self.series: dict[str, dict[str, list]] = {}

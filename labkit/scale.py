@@ -8,6 +8,7 @@ share their layouts); the FLOP and memory figures are the standard approximation
 """
 from __future__ import annotations
 
+from .check import one_of
 from .nn.transformer import TransformerConfig
 
 
@@ -25,8 +26,7 @@ def param_count(cfg: TransformerConfig, kind: str = "gpt", pooler: bool = False)
 
     ``pooler=True`` adds BERT's pooler (d_model^2 + d_model), which Hugging Face's BertModel carries.
     """
-    if kind not in ("gpt", "bert"):
-        raise ValueError(f"kind must be 'gpt' or 'bert'; got {kind!r}")
+    one_of("kind", kind, ("gpt", "bert"))
     d = cfg.d_model
     embeddings = cfg.vocab_size * d + cfg.max_len * d * (cfg.positional == "learned")
     if kind == "gpt":
@@ -55,8 +55,7 @@ def training_memory(n_params: float, *, weight_bytes: int = 4, grad_bytes: int =
     master copy of the weights too (``master_copy=True``, 4 more bytes per parameter).
     """
     state = {"adamw": 8, "adam": 8, "sgd_momentum": 4, "sgd": 0}
-    if optimizer not in state:
-        raise ValueError(f"optimizer must be one of {sorted(state)}; got {optimizer!r}")
+    one_of("optimizer", optimizer, state)
     out = {"weights": n_params * weight_bytes, "gradients": n_params * grad_bytes,
            "optimizer": n_params * state[optimizer], "master_weights": n_params * 4 * master_copy}
     out["total"] = sum(out.values())

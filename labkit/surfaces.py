@@ -17,6 +17,7 @@ import plotly.graph_objects as go
 import torch
 
 from . import optim
+from .check import one_of, whole_number
 from .plots import PALETTE
 
 __all__ = ["Surface", "SURFACES", "OPTIMIZERS", "make_optimizer", "trajectory", "hessian",
@@ -53,9 +54,7 @@ OPTIMIZERS = ("gd", "momentum", "nesterov", "adam", "adamw")
 def _surface(surface: str | Surface) -> Surface:
     if isinstance(surface, Surface):
         return surface
-    if surface not in SURFACES:
-        raise ValueError(f"surface must be one of {', '.join(SURFACES)}; got {surface!r}")
-    return SURFACES[surface]
+    return SURFACES[one_of("surface", surface, SURFACES)]
 
 
 def make_optimizer(name: str, params, lr: float, momentum: float = 0.9, betas=(0.9, 0.999),
@@ -78,8 +77,7 @@ def trajectory(surface: str | Surface, optimizer: str = "gd", *, lr: float, step
                betas=(0.9, 0.999), weight_decay: float = 0.0, start=None, blowup: float = 1e6) -> tuple[np.ndarray, np.ndarray]:
     """Points visited (steps+1, 2) and f at each. Stops early once |p| or f exceeds ``blowup`` (divergence)."""
     s = _surface(surface)
-    if not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be a positive integer; got {steps!r}")
+    whole_number("steps", steps)
     p = torch.tensor(start if start is not None else s.start, dtype=torch.float64, requires_grad=True)
     opt = make_optimizer(optimizer, [p], lr=lr, momentum=momentum, betas=betas, weight_decay=weight_decay)
     path, losses = [p.detach().clone().numpy()], []

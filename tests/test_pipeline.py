@@ -33,7 +33,7 @@ def test_accuracy_f1_confusion_match_sklearn():
     rng = np.random.default_rng(0)
     for n_classes in (2, 3, 5):
         t, p = rng.integers(0, n_classes, 200), rng.integers(0, n_classes, 200)
-        assert metrics.accuracy(t, p) == pytest.approx(skm.accuracy_score(t, p))
+        assert metrics.accuracy_score(t, p) == pytest.approx(skm.accuracy_score(t, p))
         np.testing.assert_array_equal(metrics.confusion_matrix(t, p), skm.confusion_matrix(t, p))
         assert metrics.f1_score(t, p, average="macro") == pytest.approx(skm.f1_score(t, p, average="macro"))
     t, p = rng.integers(0, 2, 100), rng.integers(0, 2, 100)
@@ -70,8 +70,8 @@ def test_temperature_scaling_recovers_the_temperature_and_keeps_argmax():
 
 
 @pytest.mark.parametrize("call, match", [
-    (lambda: metrics.accuracy([], []), "y_true"),
-    (lambda: metrics.accuracy([0, 1], [0]), "same length"),
+    (lambda: metrics.accuracy_score([], []), "y_true"),
+    (lambda: metrics.accuracy_score([0, 1], [0]), "same length"),
     (lambda: metrics.f1_score([0, 1], [1, 1], average="micro"), "average"),
     (lambda: metrics.confusion_matrix([0, 3], [0, 1], n_classes=2), "n_classes"),
     (lambda: metrics.calibration([[0.5, 0.5]], [0], n_bins=0), "n_bins"),

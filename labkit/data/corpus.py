@@ -36,6 +36,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
+from ..check import whole_number
+
 __all__ = ["TOPICS", "ANIMALS", "FOODS", "PLACES", "COLOURS", "SIZES", "EAT_VERBS", "MOVE_VERBS",
            "MARKERS", "Document", "Corpus", "make_corpus", "word_classes", "load_wikitext2"]
 
@@ -140,9 +142,8 @@ def make_document(rng: random.Random, topic: str | None = None) -> Document:
 
 def make_corpus(n_train: int = 2000, n_val: int = 200, seed: int = 0) -> Corpus:
     """``n_train`` + ``n_val`` generated documents (topics balanced at random), reproducible from ``seed``."""
-    for name, value in (("n_train", n_train), ("n_val", n_val)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a whole number >= 1; got {value!r}")
+    whole_number("n_train", n_train)
+    whole_number("n_val", n_val)
     train_rng, val_rng = random.Random(seed), random.Random(seed + 10_007)
     train = [make_document(train_rng) for _ in range(n_train)]
     val = [make_document(val_rng) for _ in range(n_val)]

@@ -23,6 +23,8 @@ from typing import Sequence
 import torch
 from torch.utils.data import TensorDataset
 
+from ..check import number, probability, whole_number
+
 __all__ = ["IGNORE", "mask_tokens", "nsp_pairs", "sop_pairs", "encode_pairs", "causal_lm_blocks",
            "token_stream"]
 
@@ -37,9 +39,8 @@ def mask_tokens(input_ids: torch.Tensor, *, vocab_size: int, mask_id: int, speci
     Special tokens (``[CLS]``, ``[SEP]``, ``[PAD]``, ...) are never chosen; random
     replacements are drawn from the non-special tokens.
     """
-    if not 0 < mlm_prob < 1:
-        raise ValueError(f"mlm_prob must be between 0 and 1; got {mlm_prob!r}")
-    if mask_frac < 0 or random_frac < 0 or mask_frac + random_frac > 1:
+    number("mlm_prob", mlm_prob, minimum=0, maximum=1, open_low=True, open_high=True)
+    if probability("mask_frac", mask_frac) + probability("random_frac", random_frac) > 1:
         raise ValueError(f"mask_frac and random_frac must be >= 0 with a sum <= 1; got {mask_frac}, {random_frac}")
     special = torch.zeros(vocab_size, dtype=torch.bool)
     special[list(special_ids)] = True
@@ -124,11 +125,8 @@ def token_stream(tokenizer, texts: Sequence[str], sep: bool = True) -> torch.Ten
 
 def causal_lm_blocks(stream: torch.Tensor, block_size: int, stride: int | None = None) -> TensorDataset:
     """(inputs, targets) blocks of ``block_size`` tokens; ``targets[t] = inputs[t + 1]`` in the stream."""
-    if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
-        raise ValueError(f"block_size must be a whole number >= 1; got {block_size!r}")
-    stride = stride or block_size
-    if stride < 1:
-        raise ValueError(f"stride must be >= 1; got {stride!r}")
+    whole_number("block_size", block_size)
+    stride = whole_number("stride", block_size if stride is None else stride)
     if stream.ndim != 1 or len(stream) < block_size + 1:
         raise ValueError(f"stream must be 1-D with at least block_size + 1 = {block_size + 1} tokens; "
                          f"got shape {tuple(stream.shape)}")

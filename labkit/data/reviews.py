@@ -25,6 +25,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from ..check import whole_number
+
 __all__ = ["make_reviews", "Reviews", "SEEN_WORDS", "HELD_OUT_WORDS", "balanced_subset"]
 
 PRODUCTS = ["phone", "laptop", "blender", "backpack", "kettle", "camera", "jacket", "lamp", "tent",
@@ -107,7 +109,7 @@ def _sentences(words: dict, n_per_label: int, rng: random.Random, taken: set) ->
 def make_reviews(seed: int = 0, n_train: int = 600, n_val: int = 150, n_test: int = 250) -> Reviews:
     """Generate the three splits (sizes must be even: the labels are balanced)."""
     for name, n in (("n_train", n_train), ("n_val", n_val), ("n_test", n_test)):
-        if n < 2 or n % 2:
+        if whole_number(name, n, minimum=2) % 2:
             raise ValueError(f"{name} must be an even number >= 2 (balanced labels); got {n!r}")
     rng = random.Random(seed)
     taken: set[str] = set()
@@ -119,8 +121,7 @@ def make_reviews(seed: int = 0, n_train: int = 600, n_val: int = 150, n_test: in
 
 def balanced_subset(examples: list[tuple[str, int]], n: int, seed: int = 0) -> list[tuple[str, int]]:
     """``n`` examples, half of each label, chosen with ``seed``; nested: a smaller n is a prefix of a larger one."""
-    if isinstance(n, bool) or not isinstance(n, int) or n < 2:
-        raise ValueError(f"n_labels must be a whole number >= 2 (one example of each label at least); got {n!r}")
+    whole_number("n_labels", n, minimum=2)  # one example of each label at least
     by_label = {0: [e for e in examples if e[1] == 0], 1: [e for e in examples if e[1] == 1]}
     if n // 2 > min(len(v) for v in by_label.values()) or n % 2:
         raise ValueError(f"n_labels must be even and at most {2 * min(len(v) for v in by_label.values())}; got {n}")

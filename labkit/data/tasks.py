@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import random
 
+from ..check import whole_number
 from .reviews import ASPECTS, SEEN_WORDS, Reviews
 
 __all__ = ["CATEGORIES", "make_category_reviews"]
@@ -42,7 +43,7 @@ def make_category_reviews(seed: int = 0, n_train: int = 300, n_val: int = 60, n_
     """Train/val/test splits of (text, category); each size must be a multiple of 3 (balanced labels)."""
     k = len(CATEGORIES)
     for name, n in (("n_train", n_train), ("n_val", n_val), ("n_test", n_test)):
-        if isinstance(n, bool) or not isinstance(n, int) or n < k or n % k:
+        if whole_number(name, n, minimum=k) % k:
             raise ValueError(f"{name} must be a positive multiple of {k} (balanced labels); got {n!r}")
     rng = random.Random(seed)
     taken: set[str] = set()

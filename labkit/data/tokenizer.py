@@ -16,6 +16,8 @@ from typing import Iterable
 
 import torch
 
+from ..check import whole_number
+
 __all__ = ["SPECIALS", "WordTokenizer", "CharTokenizer", "get_tokenizer", "TOKENIZERS"]
 
 SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
@@ -85,8 +87,7 @@ class WordTokenizer(_Tokenizer):
     """Lower-cased words and punctuation marks; special tokens written as ``[MASK]`` stay whole."""
 
     def __init__(self, texts: Iterable[str], min_count: int = 1):
-        if min_count < 1:
-            raise ValueError(f"min_count must be >= 1; got {min_count!r}")
+        whole_number("min_count", min_count)
         counts = Counter(t for text in texts for t in self.split(text))
         if not counts:
             raise ValueError("texts is empty: the vocabulary needs at least one word")

@@ -18,6 +18,8 @@ from typing import Iterable
 
 import torch
 
+from ..check import whole_number
+
 __all__ = ["Vocab", "tokenize", "PAD", "UNK"]
 
 PAD, UNK = "<pad>", "<unk>"
@@ -60,8 +62,7 @@ class Vocab:
     @classmethod
     def build(cls, texts: Iterable[str], min_count: int = 1) -> "Vocab":
         """Every word seen at least ``min_count`` times in ``texts`` (pass the training text only)."""
-        if isinstance(min_count, bool) or not isinstance(min_count, int) or min_count < 1:
-            raise ValueError(f"min_count must be a whole number >= 1; got {min_count!r}")
+        whole_number("min_count", min_count)
         counts = Counter(w for t in _check_texts(texts) for w in tokenize(t))
         kept = sorted((w for w, c in counts.items() if c >= min_count), key=lambda w: (-counts[w], w))
         return cls([PAD, UNK, *kept])
@@ -87,8 +88,7 @@ class Vocab:
 
         T is the longest text (cut to ``max_len`` words when given).
         """
-        if max_len is not None and (isinstance(max_len, bool) or not isinstance(max_len, int) or max_len < 1):
-            raise ValueError(f"max_len must be a whole number >= 1 or None; got {max_len!r}")
+        whole_number("max_len", max_len, allow_none=True)
         rows = [self.ids(t)[:max_len] for t in _check_texts(texts)]
         lengths = torch.tensor([len(r) for r in rows], dtype=torch.long)
         ids = torch.full((len(rows), int(lengths.max())), self.pad_id, dtype=torch.long)

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..check import number, one_of, positive, probability, whole_number
 from .attention import MultiHeadAttention, padding_mask, sinusoidal_positions
 
 
@@ -36,19 +37,16 @@ class TransformerConfig:
 
     def __post_init__(self):
         for name in ("vocab_size", "max_len", "d_model", "n_heads", "n_layers"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be >= 1; got {getattr(self, name)!r}")
+            whole_number(name, getattr(self, name))
         if self.d_model % self.n_heads:
             raise ValueError(f"n_heads ({self.n_heads}) must divide d_model ({self.d_model})")
         if self.d_ff is None:
-            self.d_ff = 4 * self.d_model
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1); got {self.dropout!r}")
-        choices = {"norm_position": (None, "pre", "post"), "norm": ("layer", "rms", "batch"),
-                   "activation": ("gelu", "gelu_tanh", "relu"), "positional": ("learned", "sinusoidal")}
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"{name} must be one of {allowed}; got {getattr(self, name)!r}")
+            self.d_ff = 4 * self.d_model  # the width every GPT-2/BERT size uses
+        probability("dropout", self.dropout, open_high=True)
+        one_of("norm_position", self.norm_position, (None, "pre", "post"))
+        one_of("norm", self.norm, ("layer", "rms", "batch"))
+        one_of("activation", self.activation, ("gelu", "gelu_tanh", "relu"))
+        one_of("positional", self.positional, ("learned", "sinusoidal"))
         if self.positional == "sinusoidal" and self.d_model % 2:
             raise ValueError(f"d_model must be even for positional='sinusoidal'; got {self.d_model}")
 
@@ -84,6 +82,8 @@ class RMSNorm(nn.Module):
         self.eps, self.weight = eps, nn.Parameter(torch.ones(d))
 
     def forward(self, x):
+        # x: (..., d). The mean is over the last (channel) axis only: each token is scaled on its own,
+        # whatever else is in the batch. rsqrt = 1/sqrt in one kernel; eps keeps an all-zero x finite.
         return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
 
 
@@ -91,6 +91,7 @@ class TokenBatchNorm(nn.BatchNorm1d):
     """BatchNorm over (B, T, C) tokens: statistics per channel across the batch and all positions."""
 
     def forward(self, x):
+        # nn.BatchNorm1d wants channels on axis 1: (B, T, C) -> (B, C, T) -> normalise -> back
         return super().forward(x.transpose(1, 2)).transpose(1, 2)
 
 
@@ -118,6 +119,7 @@ class FeedForward(nn.Module):
         self.drop = nn.Dropout(cfg.dropout)
 
     def forward(self, x):
+        # (B, T, d_model) -> (B, T, d_ff) -> (B, T, d_model): every position on its own, the same weights
         return self.drop(self.proj(self.act(self.fc(x))))
 
 
@@ -137,11 +139,17 @@ class Block(nn.Module):
         self.drop = nn.Dropout(cfg.dropout)
 
     def forward(self, x, mask=None, causal=False, need_weights=False):
+        # x: (B, T, d_model) in and out, so blocks stack. The residual "x +" carries the input (and its
+        # gradient) past each sublayer unchanged: a deep stack starts close to the identity.
         if self.pre:
+            # pre-LN: the residual stream itself is never normalised; each sublayer reads a normalised
+            # copy, so the gradient has a clean identity path to every block and deep stacks train
+            # stably with little warmup (Xiong et al. 2020, arXiv:2002.04745).
             a, w = self._attend(self.ln1(x), mask, causal, need_weights)
             x = x + a
             x = x + self.mlp(self.ln2(x))
         else:
+            # post-LN (the original Transformer and BERT): normalise after each residual sum
             a, w = self._attend(x, mask, causal, need_weights)
             x = self.ln1(x + a)
             x = self.ln2(x + self.mlp(x))
@@ -176,6 +184,8 @@ class Embeddings(nn.Module):
         if T > self.cfg.max_len:
             raise ValueError(f"sequence length {T} exceeds max_len={self.cfg.max_len}")
         pos = torch.arange(T, device=idx.device)
+        # (B, T, d) + (T, d): the position vectors broadcast over the batch. Without them attention
+        # would see a bag of tokens: it is the same for any order of its inputs.
         x = self.tok(idx) + (self.pos(pos) if self.cfg.positional == "learned" else self.pe[:T])
         if self.seg is not None:
             x = x + self.seg(torch.zeros_like(idx) if token_type_ids is None else token_type_ids)
@@ -187,7 +197,9 @@ class Embeddings(nn.Module):
 def _init_weights(model: nn.Module, n_layers: int, std: float = 0.02) -> None:
     """GPT-2 initialisation: N(0, 0.02) everywhere, residual projections scaled by 1/sqrt(2 * n_layers)."""
     for name, p in model.named_parameters():
-        if p.dim() >= 2:
+        if p.dim() >= 2:  # matrices and embeddings; norms keep their ones and zeros
+            # attn.proj and mlp.proj write into the residual stream, 2 per block: each adds variance,
+            # so scaling them by 1/sqrt(2L) keeps the stream's scale about constant with depth
             scale = 1 / math.sqrt(2 * n_layers) if name.endswith("proj.weight") else 1.0
             nn.init.normal_(p, 0.0, std * scale)
         elif name.endswith("bias"):
@@ -206,36 +218,37 @@ class GPT(nn.Module):
         self.ln_f = make_norm(cfg)
         self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
         _init_weights(self, cfg.n_layers)
-        if cfg.tie_weights:
+        if cfg.tie_weights:  # one (vocab, d) matrix reads tokens in and scores them out (GPT-2 does this)
             self.lm_head.weight = self.emb.tok.weight
 
     def forward(self, idx, need_weights: bool = False):
         """idx (B, T) token ids -> logits (B, T, vocab_size) for the NEXT token at every position."""
-        x, maps = self.emb(idx), []
+        x, maps = self.emb(idx), []                                   # (B, T, d_model)
         for block in self.blocks:
+            # causal: position t sees positions <= t only, so all T next-token predictions of a
+            # sequence train in one pass without any of them seeing its answer
             x = block(x, causal=True, need_weights=need_weights)
             if need_weights:
                 x, w = x
                 maps.append(w)
-        logits = self.lm_head(self.ln_f(x))
+        logits = self.lm_head(self.ln_f(x))   # pre-LN leaves the stream un-normalised: one last LN first
         return (logits, maps) if need_weights else logits
 
     @torch.no_grad()
     def generate(self, idx, max_new_tokens: int, *, greedy: bool = False, temperature: float = 1.0,
                  top_k: int | None = None, top_p: float | None = None, generator: torch.Generator | None = None):
         """Append max_new_tokens tokens to idx (B, T), one at a time, feeding each back in (autoregression)."""
-        if temperature <= 0:
-            raise ValueError(f"temperature must be > 0 (use greedy=True for argmax); got {temperature!r}")
-        if top_k is not None and top_k < 1:
-            raise ValueError(f"top_k must be >= 1; got {top_k!r}")
-        if top_p is not None and not 0.0 < top_p <= 1.0:
-            raise ValueError(f"top_p must be in (0, 1]; got {top_p!r}")
+        positive("temperature (use greedy=True for argmax)", temperature)
+        whole_number("top_k", top_k, allow_none=True)
+        if top_p is not None:
+            number("top_p", top_p, minimum=0, maximum=1, open_low=True)
         for _ in range(max_new_tokens):
-            logits = self(idx[:, -self.cfg.max_len:])[:, -1, :]          # the last position only
+            # crop to the last max_len tokens (the positions the model has), predict from the last one
+            logits = self(idx[:, -self.cfg.max_len:])[:, -1, :]          # (B, vocab_size)
             if greedy:
                 nxt = logits.argmax(-1, keepdim=True)
             else:
-                logits = logits / temperature
+                logits = logits / temperature                            # < 1 sharpens, > 1 flattens
                 if top_k is not None:                                    # keep the k most likely
                     kth = torch.topk(logits, min(top_k, logits.size(-1))).values[:, -1:]
                     logits = logits.masked_fill(logits < kth, float("-inf"))
@@ -352,7 +365,9 @@ class BertForPretraining(nn.Module):
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None):
         """-> (mlm_logits (B, T, vocab_size), pair_logits (B, 2))."""
-        h = self.encoder(input_ids, attention_mask, token_type_ids)
-        mlm_logits = self.mlm_decoder(self.mlm_transform(h))
-        pair_logits = self.pair_head(torch.tanh(self.pooler(h[:, 0])))
+        h = self.encoder(input_ids, attention_mask, token_type_ids)     # (B, T, d_model)
+        # MLM logits at every position (the loss reads only the masked ones); the pair head reads the
+        # [CLS] vector at position 0, whose attention spans both sentences
+        mlm_logits = self.mlm_decoder(self.mlm_transform(h))            # (B, T, vocab_size)
+        pair_logits = self.pair_head(torch.tanh(self.pooler(h[:, 0])))  # (B, 2)
         return mlm_logits, pair_logits
