@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .check import whole_number
+from .check import one_of, whole_number
 
 __all__ = ["accuracy_score", "confusion_matrix", "f1_score", "Calibration", "calibration",
            "fit_temperature", "reliability_diagram"]
@@ -74,16 +74,14 @@ def f1_score(y_true, y_pred, average: str = "binary", pos_label: int = 1, n_clas
 
     A class with no true and no predicted example has F1 = 0 (as in scikit-learn).
     """
-    if average not in ("binary", "macro"):
-        raise ValueError(f"average must be 'binary' or 'macro'; got {average!r}")
+    one_of("average", average, ("binary", "macro"))
     m = confusion_matrix(y_true, y_pred, n_classes)
     tp = np.diag(m).astype(float)
     denom = m.sum(0) + m.sum(1)                     # (tp + fp) + (tp + fn)
     f1 = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
     if average == "macro":
         return float(f1.mean())
-    if not 0 <= pos_label < len(f1):
-        raise ValueError(f"pos_label must be a class index in 0..{len(f1) - 1}; got {pos_label!r}")
+    whole_number("pos_label (a class index)", pos_label, minimum=0, maximum=len(f1) - 1)
     return float(f1[pos_label])
 
 

@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from .check import whole_number
+
 PROFILES = ("smoke", "cpu", "gpu")
 
 __all__ = ["PROFILES", "get_profile", "get_device", "seed_everything", "is_offline", "setup", "Run", "headless"]
@@ -55,8 +57,7 @@ def get_device(prefer: str | None = None) -> torch.device:
 
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and PyTorch (all devices) so runs repeat exactly."""
-    if not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer; got {seed!r}")
+    whole_number("seed", seed, minimum=0)
     random.seed(int(seed))
     np.random.seed(int(seed) % 2**32)
     torch.manual_seed(int(seed))
