@@ -6,6 +6,10 @@
 
 ``expected`` may be a value or a function computed in the notebook, so answers
 are checked against what the code measured, never against a number typed in.
+When the answer is code (a function or a model), ``check_fn`` runs it: a
+function that still raises ``NotImplementedError`` is "not implemented yet", and
+any other error in the learner's code is printed and counts as "not yet", so a
+lab always runs to its end.
 """
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-__all__ = ["Exercise", "numbers_close"]
+__all__ = ["Exercise", "numbers_close", "summary"]
 
 
 def numbers_close(answer: Any, expected: Any, rel: float = 1e-6, abs_: float = 0.0) -> bool:
@@ -58,10 +62,36 @@ class Exercise:
         if answer is None or answer is ...:
             print(f"Exercise {self.key}: not answered yet. {self.question}")
             return False
-        ok = self.is_correct(answer)
+        hint = f" Hint: {self.hint}" if self.hint else ""
+        said = False  # whether an error in the learner's code was already reported
+        try:
+            ok = self.is_correct(answer)
+        except Exception as e:
+            if self.check_fn is None:  # no learner code ran: a failure here is labkit's own, show it
+                raise
+            if isinstance(e, NotImplementedError):
+                print(f"Exercise {self.key}: not implemented yet. Fill in the function and run this cell again.")
+            else:
+                print(f"❌ Exercise {self.key}: your code raised {type(e).__name__}: {e}.{hint}")
+            ok, said = False, True
         self.attempts.append((answer, ok))
         if ok:
             print(f"✅ Exercise {self.key}: correct." + (f" {self.explain}" if self.explain else ""))
-        else:
-            print(f"❌ Exercise {self.key}: not yet ({answer!r})." + (f" Hint: {self.hint}" if self.hint else ""))
+        elif not said:
+            print(f"❌ Exercise {self.key}: not yet ({_shown(answer)}).{hint}")
         return ok
+
+
+def _shown(answer: Any) -> str:
+    """A short name for an answer: a function, class or model by its name, a value by its repr."""
+    if callable(answer):
+        return getattr(answer, "__name__", type(answer).__name__)
+    return repr(answer)
+
+
+def summary(exercises: dict[str, Exercise]) -> dict[str, bool]:
+    """Whether the latest answer to each exercise passed (False when not tried yet); prints one line each."""
+    results = {key: bool(ex.attempts) and ex.attempts[-1][1] for key, ex in exercises.items()}
+    for key, ok in results.items():
+        print(f"{key}: {'✅ passed' if ok else 'not passed yet'}")
+    return results

@@ -51,12 +51,22 @@ class LogFloat:
 
 @dataclass
 class Float:
-    """A number on a linear slider."""
+    """A number on a linear slider.
+
+    The readout next to the slider shows ``digits`` decimals; by default as many as ``step``
+    has, so a slider with step 0.0001 shows 0.999 as "0.9990", not rounded to "1.00".
+    """
     low: float
     high: float
     default: float
     step: float = 0.01
     label: str | None = None
+    digits: int | None = None
+
+    def readout_format(self) -> str:
+        if self.digits is not None:
+            return f".{self.digits}f"
+        return f".{_decimals(self.step)}f"
 
     def validate(self, name: str, v: Any) -> str | None:
         if not _is_number(v) or not self.low <= v <= self.high:
@@ -66,8 +76,16 @@ class Float:
     def widget(self, name: str):
         import ipywidgets as w
         return w.FloatSlider(value=self.default, min=self.low, max=self.high, step=self.step,
-                             description=self.label or name, continuous_update=False,
-                             style={"description_width": "initial"})
+                             description=self.label or name, readout_format=self.readout_format(),
+                             continuous_update=False, style={"description_width": "initial"})
+
+
+def _decimals(step: float) -> int:
+    """Decimals needed to show multiples of ``step`` exactly: 0.01 -> 2, 0.0001 -> 4, 0.5 -> 1, 1 -> 0."""
+    for d in range(10):
+        if abs(round(step, d) - step) <= 1e-12 * max(1.0, abs(step)):
+            return d
+    return 10
 
 
 @dataclass

@@ -1,7 +1,7 @@
 import pytest
 
-from labkit.exercises import Exercise
-from labkit.widgets import Choice, Int, LogFloat, Panel, Toggle
+from labkit.exercises import Exercise, summary
+from labkit.widgets import Choice, Float, Int, LogFloat, Panel, Toggle
 
 
 def make_panel(calls, n_labels=32):
@@ -72,3 +72,43 @@ def test_static_description_for_the_book():
     html = make_panel([]).describe_html()
     for words in ("<code>lr</code>", "1e-05 … 0.1 (log scale)", "scratch, pretrained", "live kernel"):
         assert words in html
+
+
+def test_an_error_in_the_learners_code_is_reported_not_raised(capsys):
+    ex = Exercise("f", "double it", check_fn=lambda f: f(2) == 4, hint="multiply by two")
+
+    def todo(x):
+        raise NotImplementedError
+
+    assert ex.check(todo) is False
+    out = capsys.readouterr().out
+    assert "not implemented yet" in out and "❌" not in out
+    assert ex.check(lambda x: x / 0) is False
+    assert "your code raised ZeroDivisionError" in capsys.readouterr().out
+    assert ex.check(abs) is False and "not yet (abs). Hint: multiply by two" in capsys.readouterr().out
+    assert ex.check(lambda x: 2 * x) is True
+    broken = Exercise("b", "labkit's own expected value fails", expected=lambda: 1 / 0)
+    with pytest.raises(ZeroDivisionError):  # no learner code ran: the error is labkit's and shows
+        broken.check(3)
+
+
+def test_summary_reports_the_latest_attempt_of_each_exercise(capsys):
+    ex = {"a": Exercise("a", "2+2?", expected=4), "b": Exercise("b", "3+3?", expected=6),
+          "c": Exercise("c", "4+4?", expected=8)}
+    ex["a"].check(4)
+    ex["b"].check(6)
+    ex["b"].check(5)   # the latest answer counts
+    capsys.readouterr()
+    assert summary(ex) == {"a": True, "b": False, "c": False}
+    assert capsys.readouterr().out.splitlines() == ["a: ✅ passed", "b: not passed yet", "c: not passed yet"]
+
+
+@pytest.mark.parametrize("spec, value, shown", [
+    (Float(0.5, 0.9999, 0.999, step=0.0001), 0.999, "0.9990"),   # not "1.00"
+    (Float(0.0, 0.99, 0.9), 0.9, "0.90"),
+    (Float(0.0, 10.0, 2.5, step=0.5), 2.5, "2.5"),
+    (Float(0.5, 0.9999, 0.999, step=0.0001, digits=3), 0.999, "0.999"),
+])
+def test_float_slider_shows_the_digits_its_step_needs(spec, value, shown):
+    slider = spec.widget("x")
+    assert slider.readout_format == spec.readout_format() and format(value, slider.readout_format) == shown
