@@ -1,17 +1,77 @@
-"""Lab 2 exercises: what pretraining buys. Every expected answer is computed from the data or the model."""
+"""Lab 2: what pretraining buys. The same classifier from scratch and from a pretrained encoder, side by side.
+
+:class:`TwoArms` trains both arms per call (one live plot, one table of every run);
+:func:`panel` puts the labelled-set size, learning rate, epochs, batch size and
+freezing on controls. Every expected answer of :func:`exercises` is computed from
+the data or the model.
+"""
 from __future__ import annotations
 
 from ..data.reviews import HELD_OUT_WORDS, Reviews
 from ..exercises import Exercise
 from ..finetune import count_parameters, freeze
 from ..nn import SequenceClassifier
+from ..plots import LiveLossPlot
+from ..transfer import ARMS, RunResult, train_classifier
+from ..widgets import Int, LogFloat, Panel, Toggle
+
+__all__ = ["TwoArms", "batch_fits", "panel", "winner", "exercises"]
+
+
+class TwoArms:
+    """Trains the scratch and the pretrained arm with the same settings; keeps a row per arm and run."""
+
+    def __init__(self, encoders, data: Reviews, seed: int = 0):
+        self.encoders, self.data, self.seed = encoders, data, seed
+        self.rows: list[dict] = []
+
+    def run(self, n_labels: int, lr: float, epochs: int, batch_size: int, freeze_encoder: bool) -> dict[str, RunResult]:
+        """Train both arms into one live plot, test them, show the table of every run so far."""
+        from IPython.display import display
+        plot = LiveLossPlot(title=f"{n_labels} labels · lr {lr:.0e} · {epochs} epochs"
+                            + (" · encoder frozen" if freeze_encoder else ""), every=2, smooth=3)
+        out = {}
+        for arm in ARMS:
+            r = train_classifier(self.encoders, arm, self.data, n_labels, lr=lr, epochs=epochs, batch_size=batch_size,
+                                 freeze_encoder=freeze_encoder, seed=self.seed, callbacks=[plot.track(arm)],
+                                 with_val=True)
+            out[arm] = r
+            self.rows.append({"labels": n_labels, "lr": lr, "epochs": epochs, "frozen": freeze_encoder, "arm": arm,
+                              "trainable params": r.trainable, "test accuracy": round(r.test_acc, 3),
+                              "seconds": round(r.seconds, 1)})
+        display(self.table())
+        return out
+
+    def table(self):
+        import pandas as pd
+        return pd.DataFrame(self.rows)
+
+
+def batch_fits(values: dict) -> str | None:
+    """The panel's check across parameters: a batch cannot be larger than the labelled set."""
+    if values["batch_size"] > values["n_labels"]:
+        return f"batch_size must be at most n_labels={values['n_labels']}; got {values['batch_size']}"
+    return None
+
+
+def panel(lab: TwoArms, n_labels: int, epochs: int) -> Panel:
+    """Labelled-set size, learning rate, epochs, batch size and freezing over :meth:`TwoArms.run`."""
+    return Panel(lab.run, title="Lab 2 · scratch vs pretrained", validate=batch_fits,
+                 n_labels=Int(16, 512, n_labels, step=16), lr=LogFloat(1e-5, 1e-2, 1e-4),
+                 epochs=Int(1, 30, epochs), batch_size=Int(4, 64, 16, step=4), freeze_encoder=Toggle(False))
+
+
+def winner(results: dict[str, RunResult] | None) -> str | None:
+    """The arm with the higher test accuracy in one run of :meth:`TwoArms.run` (None without a run)."""
+    return max(results.values(), key=lambda r: r.test_acc).arm if results else None
 
 
 def _words(texts) -> set[str]:
     return {w.strip(".,!?:;") for t in texts for w in t.lower().split()}
 
 
-def exercises(encoders, data: Reviews) -> dict[str, Exercise]:
+def exercises(encoders, data: Reviews, default_run: dict[str, RunResult] | None = None) -> dict[str, Exercise]:
+    """Questions 2.1-2.4, and 2.5 about ``default_run`` (a result of :meth:`TwoArms.run`) when one is given."""
     def head_only() -> int:
         model = SequenceClassifier(encoders.encoder("pretrained"), n_classes=2)
         freeze(model.encoder)
@@ -28,18 +88,24 @@ def exercises(encoders, data: Reviews) -> dict[str, Exercise]:
         labels = data.labels("test")
         return max(labels.count(0), labels.count(1)) / len(labels)
 
-    width = encoders.loaded.model.config.hidden_size
-    return {
+    ex = {
         "2.1": Exercise("2.1", "With the encoder frozen, how many parameters does the classifier train?",
                         expected=head_only, explain="Only the linear head trains: weights + biases.",
-                        hint=f"the head maps a {width}-dim sentence vector to 2 logits: count weights and biases"),
+                        hint="only the new head trains: what is the shape of its weight matrix (the sentence vector's "
+                             "size is the encoder's hidden_size), and how many biases does it have?"),
         "2.2": Exercise("2.2", "Unfrozen, how many parameters does full fine-tuning update?",
-                        expected=full, hint="encoder parameters (print the encoder's count) plus the head's"),
+                        expected=full, hint="everything trains: count the encoder's parameters "
+                                            "(sum of p.numel()), then add what 2.1 counted"),
         "2.3": Exercise("2.3", "How many of the test split's held-out sentiment adjectives occur anywhere in the "
                         "training split?", expected=unseen_cues,
                         hint="build the set of training words and test each held-out adjective against it",
                         explain="None: a model that learns only from these labels has never seen them."),
         "2.4": Exercise("2.4", "What test accuracy does always predicting the most common label get?",
-                        expected=chance, hint="count the labels of the test split: the split is balanced",
+                        expected=chance, hint="count how often each label occurs in the test split",
                         explain="Anything near this number has learned nothing that transfers."),
     }
+    if default_run:
+        ex["2.5"] = Exercise("2.5", "In the default run above, which arm had the higher test accuracy: 'scratch' or "
+                             "'pretrained'?", expected=winner(default_run),
+                             hint="read the 'test accuracy' column of the table under the plot")
+    return ex

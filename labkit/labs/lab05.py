@@ -3,12 +3,10 @@
 Most answers are code: the learner writes a function or a model, and the check
 *runs* it on review texts and measures what the article got wrong (padding read
 as a word, a KeyError on an unseen word, one output per token, a sigmoid fed to
-the wrong loss). A check never raises: an exception in the learner's code is
-printed and counts as "not yet".
+the wrong loss). A check never raises: :class:`~labkit.exercises.Exercise` prints
+an exception in the learner's code and counts it as "not yet".
 """
 from __future__ import annotations
-
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -30,16 +28,6 @@ def article_parameter_count(vocab_size: int = 7, embed_dim: int = 16, units: int
     lstm_one_direction = 4 * (units * (embed_dim + units) + units)
     dense = 2 * units + 1
     return embedding + 2 * lstm_one_direction + dense
-
-
-def _safely(check: Callable[[object], bool]) -> Callable[[object], bool]:
-    def run(answer) -> bool:
-        try:
-            return bool(check(answer))
-        except Exception as e:  # the learner's code failed: say where, count it as not yet
-            print(f"   your code raised {type(e).__name__}: {e}")
-            return False
-    return run
 
 
 def exercises(data: Reviews) -> dict[str, Exercise]:
@@ -77,13 +65,21 @@ def exercises(data: Reviews) -> dict[str, Exercise]:
         ids = torch.tensor([[2, 3, 4, 5, 6, 7], [8, 9, 10, 0, 0, 0]])
         return ids, torch.tensor([6, 3])
 
+    def reads_its_input(out) -> bool:  # a constant output is not a model of the review
+        if out[0].item() == out[1].item():
+            print("   the two reviews got the same logit: the model must read the ids")
+            return False
+        return True
+
     def check_shape(make_model) -> bool:
         torch.manual_seed(0)
         model = make_model(20).eval()
-        out = model(*_batch())
+        with torch.no_grad():
+            out = model(*_batch())
         if out.shape != (2,):
             print(f"   one logit per review means shape (2,) for 2 reviews; got {tuple(out.shape)}")
-        return out.shape == (2,)
+            return False
+        return reads_its_input(out)
 
     def check_padding(make_model) -> bool:
         torch.manual_seed(0)
@@ -93,7 +89,7 @@ def exercises(data: Reviews) -> dict[str, Exercise]:
             padded = model(*_batch())
         gap = (alone.reshape(-1)[0] - padded.reshape(-1)[1]).abs().item()
         print(f"   logit alone vs in a padded batch: |difference| = {gap:.2e}")
-        return gap <= 1e-5
+        return gap <= 1e-5 and reads_its_input(padded.reshape(-1))
 
     def check_loss(loss_fn) -> bool:
         logits = torch.tensor([2.5, -1.0, 0.3, -4.0])   # raw scores, not probabilities
@@ -108,39 +104,42 @@ def exercises(data: Reviews) -> dict[str, Exercise]:
 
     return {
         "5.1": Exercise("5.1", "Write build_vocab(texts) -> dict word -> id with '<pad>' = 0, '<unk>' = 1 and "
-                        "every training word at 2 or more.", check_fn=_safely(check_vocab),
-                        hint="start the dict with {'<pad>': 0, '<unk>': 1}, then give each new word len(vocab)",
+                        "every training word at 2 or more.", check_fn=check_vocab,
+                        hint="reserve the two special ids before any word gets one, then number each new word with the next "
+                             "free id",
                         explain="0 is what padding fills with, so no real word may have it."),
         "5.2": Exercise("5.2", "Write to_ids(vocab, text) -> list of ids, an unseen word giving '<unk>' (1) "
-                        "instead of a KeyError.", check_fn=_safely(check_ids),
-                        hint="vocab.get(word, 1), over tokenize(text)",
+                        "instead of a KeyError.", check_fn=check_ids,
+                        hint="look each word up in a way that falls back to a default instead of raising KeyError",
                         explain="The article's word_index[word] raises KeyError on the first new word."),
         "5.3": Exercise("5.3", "Write make_xy(examples) -> (x, lengths, y): x (N, T) long padded with 0 on the "
-                        "right, lengths (N,), y (N,) float labels.", check_fn=_safely(check_xy),
-                        hint="one row per review (not one row for the whole vocabulary); torch.tensor(labels, "
-                             "dtype=torch.float)",
+                        "right, lengths (N,), y (N,) float labels.", check_fn=check_xy,
+                        hint="one row per review (not one row for the whole vocabulary), as long as the longest review; "
+                             "the loss wants float targets",
                         explain="The article had x of shape (1, 6) against 6 labels."),
         "5.4": Exercise("5.4", "Write make_model(vocab_size) -> a model whose forward(ids, lengths) returns one "
-                        "logit per review: shape (B,).", check_fn=_safely(check_shape),
-                        hint="use the final states, not return_sequences: torch.cat([h_n[-2], h_n[-1]], -1) "
-                             "-> nn.Linear(2 * hidden, 1) -> .squeeze(-1)",
+                        "logit per review: shape (B,).", check_fn=check_shape,
+                        hint="read the LSTM's final hidden state of each direction, not its output at every token; one "
+                             "linear unit on top gives one number per review",
                         explain="The article's Dense(1) on return_sequences=True gave (B, 6, 1), one per token."),
         "5.5": Exercise("5.5", "Make the model's logit for a review the same alone and inside a padded batch.",
-                        check_fn=_safely(check_padding),
-                        hint="pack the batch: pack_padded_sequence(x, lengths, batch_first=True, "
-                             "enforce_sorted=False) before the LSTM",
+                        check_fn=check_padding,
+                        hint="the LSTM must stop at each review's true length: give it a packed sequence built from "
+                             "`lengths` (torch.nn.utils.rnn)",
                         explain="Packing stops each direction at the review's true length."),
         "5.6": Exercise("5.6", "Which loss takes the model's raw logits (B,) and float targets (B,)? Give the "
-                        "function or module.", check_fn=_safely(check_loss),
-                        hint="the model has no sigmoid: nn.BCELoss expects probabilities; the 'WithLogits' one "
-                             "applies the sigmoid inside, stably",
+                        "function or module.", check_fn=check_loss,
+                        hint="the model has no sigmoid, and nn.BCELoss expects probabilities: which loss applies the "
+                             "sigmoid itself?",
                         explain="BCEWithLogitsLoss = sigmoid + binary cross-entropy, computed stably."),
         "5.7": Exercise("5.7", "How many parameters does the article's Keras model have (vocab_size 7, "
                         "embedding 16, LSTM 32 units each way, Dense(1))?", expected=article_parameter_count,
-                        hint="embedding V·d; each LSTM direction 4·(units·(d + units) + units); Dense 2·units + 1",
+                        hint="count layer by layer: the embedding table; in each LSTM direction 4 gates, each with input "
+                             "weights, recurrent weights and (in Keras) one bias per unit; the dense unit reads both "
+                             "directions",
                         explain="A few thousand random weights: nothing in the article is pretrained."),
         "5.8": Exercise("5.8", "pad_sequences fills with 0. In the article's word_index, which word has id 0, "
                         "i.e. what does the model read the padding as?", expected=article_padding_word,
-                        hint="word_index = {word: i for i, word in enumerate(words)}",
+                        hint="where does enumerate start counting?",
                         explain="So the test input [0, 0, 0, 1, 3, 2] reads 'hello hello hello world is this'."),
     }
