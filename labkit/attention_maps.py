@@ -81,29 +81,3 @@ def head_grid(layer_weights: torch.Tensor, tokens, title: str, heads=None, cols:
     fig.update_layout(height=220 * rows + 80, coloraxis={"colorscale": "Viridis", "cmin": 0}, title=title)
     return fig
 
-
-def lab03a_exercises(encoder, tokenizer, sentence: str, layer: int = 0, head: int = 0) -> dict:
-    """The checked exercises of Lab 3a; every expected value is computed from the encoder's own maps."""
-    from .exercises import Exercise
-
-    tokens, maps = attention_for(encoder, tokenizer, sentence)
-    _, causal_maps = attention_for(encoder, tokenizer, sentence, causal=True)
-    w, wc = maps[layer][head], causal_maps[layer][head]
-    n = len(tokens)
-    return {
-        "3a.1": Exercise("3a.1", f"How many attention weights does ONE head compute for the sentence "
-                                 f"{sentence!r} ({n} tokens with [CLS] and [SEP])?",
-                         expected=lambda: w.numel(), hint="one weight for every (query, key) pair",
-                         explain="n queries × n keys: quadratic in the sequence length."),
-        "3a.2": Exercise("3a.2", "What does each row of an attention matrix sum to?",
-                         expected=lambda: round(w.sum(-1).mean().item(), 4), rel=1e-3,
-                         hint="each row is the output of a softmax over the keys",
-                         explain="A softmax makes the weights of one query a probability distribution."),
-        "3a.3": Exercise("3a.3", f"With the causal mask on, how many of that head's {n * n} weights are non-zero?",
-                         expected=lambda: int((wc > 0).sum()), hint="query i may only see keys 0..i: 1 + 2 + ... + n",
-                         explain="n(n+1)/2: the lower triangle with its diagonal."),
-        "3a.4": Exercise("3a.4", "How many attention weights does the whole encoder compute for this sentence "
-                                 f"({len(maps)} layers × {maps[0].shape[0]} heads)?",
-                         expected=lambda: sum(m.numel() for m in maps),
-                         hint="layers × heads × (weights per head)"),
-    }

@@ -1,0 +1,69 @@
+"""Lab 3a: the attention maps of a pretrained encoder, from a panel, and exercises that count its weights.
+
+:func:`panel` gives a text box, layer and head sliders and a causal-mask toggle
+over :func:`show_attention`; :func:`exercises` asks how many weights attention
+computes, and every expected value is measured on the encoder's own maps.
+"""
+from __future__ import annotations
+
+from functools import partial
+
+import torch
+
+from ..attention_maps import Text, attention_for, heatmap
+from ..exercises import Exercise
+from ..widgets import Int, Panel, Toggle
+
+__all__ = ["show_attention", "panel", "previous_token_share", "exercises"]
+
+
+def show_attention(encoder, tokenizer, sentence: str, layer: int, head: int, causal: bool):
+    """Draw one head's map for ``sentence``, print each token's strongest key; return (tokens, maps)."""
+    tokens, maps = attention_for(encoder, tokenizer, sentence, causal=causal)
+    w = maps[layer][head]
+    heatmap(w, tokens, f"layer {layer}, head {head}{' (causal mask)' if causal else ''}").show()
+    strongest = w.argmax(-1)
+    print("each token's strongest key:  " + ",  ".join(f"{q} → {tokens[k]}" for q, k in zip(tokens, strongest.tolist())))
+    return tokens, maps
+
+
+def panel(encoder, tokenizer, sentence: str, layer: int = 0, head: int = 0, title: str = "Attention maps") -> Panel:
+    """A text box, layer and head sliders and a causal toggle over :func:`show_attention`."""
+    cfg = encoder.cfg
+    return Panel(partial(show_attention, encoder, tokenizer), title=title,
+                 sentence=Text(sentence), layer=Int(0, cfg.n_layers - 1, layer), head=Int(0, cfg.n_heads - 1, head),
+                 causal=Toggle(False))
+
+
+def previous_token_share(layer_maps: torch.Tensor) -> torch.Tensor:
+    """For each head of one layer (maps: (heads, T, T)), the mean weight a token puts on the token before it."""
+    return layer_maps.diagonal(offset=-1, dim1=-2, dim2=-1).mean(-1)
+
+
+def exercises(encoder, tokenizer, sentence: str, layer: int = 0, head: int = 0) -> dict[str, Exercise]:
+    """The lab's four questions about ``sentence``; each expected value is computed from the encoder's maps."""
+    tokens, maps = attention_for(encoder, tokenizer, sentence)
+    _, causal_maps = attention_for(encoder, tokenizer, sentence, causal=True)
+    w, wc = maps[layer][head], causal_maps[layer][head]
+    n = len(tokens)
+    return {
+        "3a.1": Exercise("3a.1", f"How many attention weights does ONE head compute for the sentence "
+                                 f"{sentence!r} ({n} tokens with [CLS] and [SEP])?",
+                         expected=lambda: w.numel(),
+                         hint="every query has its own row of weights over the keys: how many rows, how long is each?",
+                         explain="n queries × n keys: quadratic in the sequence length."),
+        "3a.2": Exercise("3a.2", "What does each row of an attention matrix sum to?",
+                         expected=lambda: round(w.sum(-1).mean().item(), 4), rel=1e-3,
+                         hint="each row is the output of a softmax over the keys",
+                         explain="A softmax makes the weights of one query a probability distribution."),
+        "3a.3": Exercise("3a.3", f"With the causal mask on, how many of that head's {n * n} weights are non-zero?",
+                         expected=lambda: int((wc > 0).sum()),
+                         hint="draw the mask for 4 tokens: how many keys may the first query see, the second, ...? "
+                              "Then add up for n tokens",
+                         explain="n(n+1)/2: the lower triangle with its diagonal."),
+        "3a.4": Exercise("3a.4", "How many attention weights does the whole encoder compute for this sentence "
+                                 f"({len(maps)} layers × {maps[0].shape[0]} heads)?",
+                         expected=lambda: sum(m.numel() for m in maps),
+                         hint="every head of every layer computes a map of its own",
+                         explain="Layers × heads × n²: it grows with the square of the sentence length."),
+    }
