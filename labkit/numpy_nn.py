@@ -9,8 +9,8 @@ and each layer's backward turns dL/d(output) into dL/d(input):
     Tanh      dZ = dA * (1 - A^2)
 
 Losses return a scalar from ``forward`` and dL/d(prediction) from ``backward()``.
-:func:`gradient_check` compares any of this with central finite differences, and
-:func:`check_backward` does it for a learner's own backward function (lab 4b).
+:func:`gradient_check` compares any of this with central finite differences (lab 4b
+uses it to check a learner's own backward functions: :mod:`labkit.labs.lab04b`).
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import numpy as np
 
 __all__ = ["Layer", "Linear", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Sequential", "MLP",
            "MSELoss", "BCEWithLogitsLoss", "SoftmaxCrossEntropy", "sigmoid", "softmax",
-           "gradient_check", "relative_error", "check_layer", "check_backward"]
+           "gradient_check", "relative_error", "check_layer"]
 
 
 def sigmoid(z: np.ndarray) -> np.ndarray:
@@ -277,52 +277,3 @@ def check_layer(layer: Layer, x: np.ndarray, seed: int = 0, eps: float = 1e-6) -
             errors[prefix + k] = relative_error(analytic[prefix + k], gradient_check(loss, p, eps))
     return errors
 
-
-def check_backward(key: str, forward: Callable, backward: Callable, inputs: dict[str, np.ndarray],
-                   wrt: tuple[str, ...] | None = None, hint: str = "", tol: float = 1e-6,
-                   seed: int = 0) -> bool:
-    """Check a learner's ``backward(**inputs, grad_out=G)`` against finite differences of ``forward``.
-
-    ``forward(**inputs)`` returns an array (or a scalar loss); ``backward`` must return
-    dL/d(input) for each name in ``wrt`` (one array, or a tuple in that order), where
-    L = sum(forward(**inputs) * G). Prints ✅ or ❌ with a hint, or "not implemented yet"
-    while the learner's function still raises NotImplementedError; never raises itself.
-    """
-    from .exercises import Exercise
-
-    inputs = {k: np.array(v, dtype=float) if np.issubdtype(np.asarray(v).dtype, np.floating) else np.asarray(v)
-              for k, v in inputs.items()}
-    wrt = tuple(wrt) if wrt else tuple(k for k, v in inputs.items() if np.issubdtype(v.dtype, np.floating))
-    out = np.asarray(forward(**inputs), dtype=float)
-    g_out = np.random.default_rng(seed).normal(size=out.shape) if out.ndim else 1.0
-
-    def loss(_=None):
-        return float(np.sum(np.asarray(forward(**inputs)) * g_out))
-
-    expected = [gradient_check(loss, inputs[k]) for k in wrt]
-    try:
-        got = backward(**{k: v.copy() for k, v in inputs.items()}, grad_out=g_out)
-    except NotImplementedError:
-        print(f"Exercise {key}: not implemented yet. Fill in the function and run this cell again.")
-        return False
-    except Exception as e:  # a learner's bug: report it, do not raise
-        print(f"❌ Exercise {key}: your function raised {type(e).__name__}: {e}." + (f" Hint: {hint}" if hint else ""))
-        return False
-    got = list(got) if isinstance(got, (tuple, list)) else [got]
-    problems = []
-    if len(got) != len(wrt):
-        problems.append(f"return {len(wrt)} gradient(s), for {', '.join(wrt)}; got {len(got)}")
-    else:
-        for name, g, e in zip(wrt, got, expected):
-            g = np.asarray(g, dtype=float) if g is not None else None
-            if g is None or g.shape != e.shape:
-                problems.append(f"dL/d{name} must have shape {e.shape} (the shape of {name}); "
-                                f"got {None if g is None else g.shape}")
-            elif relative_error(g, e) > tol:
-                problems.append(f"dL/d{name} differs from finite differences (relative error {relative_error(g, e):.1e})")
-    ex = Exercise(key, f"backward pass of {getattr(forward, '__name__', 'forward')}",
-                  check_fn=lambda _: not problems,
-                  hint="; ".join(problems) + (f". {hint}" if hint else ""),
-                  explain="Matches central finite differences.")
-    shapes = "returned shapes " + ", ".join(str(np.shape(g)) for g in got)
-    return ex.check(shapes)

@@ -1,0 +1,376 @@
+"""Every lab's checks: the right answer passes; the naive answer, the article's answer, a constant output and an
+ignored argument are refused; an exercise follows its arguments; a hint never states the answer.
+
+Lab 3c has its own file (test_lab03c.py); Lab 5's right answers and the article's versions are in test_bilstm.py.
+"""
+import math
+from collections import Counter
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from labkit import zoo
+from labkit.data.reviews import HELD_OUT_WORDS, make_reviews
+from labkit.finetune import count_parameters
+from labkit.labs import lab02, lab03a, lab03b, lab04a, lab04b, lab05
+from labkit.nn import BertEncoder
+from labkit.numpy_nn import sigmoid, softmax
+from labkit.transfer import Encoders, RunResult
+
+
+def states_answer(hint: str, value) -> bool:
+    """Whether ``hint`` writes out ``value`` (a number in the usual forms, or a word)."""
+    if isinstance(value, str):
+        return value.lower() in hint.lower()
+    forms = {str(value), f"{value:,}", f"{value:g}", f"{value:.2f}", f"{value:.3g}", f"{value:.4g}"}
+    return any(f in hint for f in forms)
+
+
+def refuses(ex, *answers) -> bool:
+    return not any(ex.check(a) for a in answers)
+
+
+# ----------------------------------------------------------------------------- Lab 2
+@pytest.fixture(scope="module")
+def encoders():
+    return Encoders("all-MiniLM-L6-v2", quiet=True)
+
+
+@pytest.fixture(scope="module")
+def reviews():
+    return make_reviews(seed=0, n_test=40)
+
+
+def _result(arm, acc):
+    return RunResult(arm, 16, acc, 0.5, 10, 1.0, history=None)
+
+
+def test_lab02_right_answers_pass_and_naive_ones_fail(encoders, reviews):
+    ex = lab02.exercises(encoders, reviews)
+    width = encoders.loaded.model.config.hidden_size
+    encoder = count_parameters(encoders.loaded.model)
+    held_out = [w for lab in HELD_OUT_WORDS.values() for w in lab["adj"]]
+    labels = reviews.labels("test")
+    right = {"2.1": 2 * width + 2, "2.2": encoder + 2 * width + 2, "2.3": 0,
+             "2.4": max(Counter(labels).values()) / len(labels)}
+    assert set(ex) == set(right)  # 2.5 needs a run
+    for key, answer in right.items():
+        assert ex[key].check(answer), key
+        assert not states_answer(ex[key].hint, answer), key
+    assert refuses(ex["2.1"], 2 * width, width)                      # forgot the biases; one output
+    assert refuses(ex["2.2"], encoder, 2 * width + 2)                # the encoder alone; the head alone
+    assert refuses(ex["2.3"], len(held_out))                         # "all of them"
+    assert refuses(ex["2.4"], 1.0, 0.0, 1 / 3)
+
+
+def test_lab02_exercise_5_follows_the_run(encoders, reviews):
+    run = {"scratch": _result("scratch", 0.55), "pretrained": _result("pretrained", 0.8)}
+    ex = lab02.exercises(encoders, reviews, default_run=run)
+    assert ex["2.5"].check("pretrained") and not ex["2.5"].check("scratch")
+    flipped = {"scratch": _result("scratch", 0.9), "pretrained": _result("pretrained", 0.6)}
+    assert lab02.exercises(encoders, reviews, default_run=flipped)["2.5"].check("scratch")
+    assert lab02.winner(None) is None
+
+
+def test_lab02_panel_refuses_a_batch_larger_than_the_labels(encoders, reviews, capsys):
+    lab = lab02.TwoArms(encoders, reviews)
+    panel = lab02.panel(lab, n_labels=16, epochs=1)
+    assert panel.run(batch_size=32, n_labels=16) is None
+    assert "batch_size must be at most n_labels=16" in capsys.readouterr().out and lab.rows == []
+    assert lab02.batch_fits({"batch_size": 16, "n_labels": 16}) is None
+
+
+def test_lab02_a_run_trains_both_arms_with_the_settings_asked(encoders, reviews):
+    lab = lab02.TwoArms(encoders, reviews)
+    out = lab.run(n_labels=16, lr=1e-4, epochs=1, batch_size=16, freeze_encoder=True)
+    assert set(out) == {"scratch", "pretrained"}
+    head = 2 * encoders.loaded.model.config.hidden_size + 2
+    assert [r["arm"] for r in lab.rows] == ["scratch", "pretrained"]
+    assert all(r["frozen"] and r["labels"] == 16 and r["trainable params"] == head for r in lab.rows)
+    assert list(lab.table()["arm"]) == ["scratch", "pretrained"]
+
+
+# ----------------------------------------------------------------------------- Lab 3a
+SENTENCE = "The animal didn't cross the street because it was too tired."
+
+
+@pytest.fixture(scope="module")
+def attention():
+    pre = zoo.load("all-MiniLM-L6-v2", quiet=True)
+    return BertEncoder.from_hf(pre.model).eval(), pre.tokenizer
+
+
+def test_lab03a_counts_pass_and_naive_counts_fail(attention):
+    encoder, tok = attention
+    ex = lab03a.exercises(encoder, tok, SENTENCE, layer=2, head=0)
+    n = len(tok(SENTENCE)["input_ids"])
+    L, H = encoder.cfg.n_layers, encoder.cfg.n_heads
+    right = {"3a.1": n * n, "3a.2": 1.0, "3a.3": n * (n + 1) // 2, "3a.4": L * H * n * n}
+    assert set(ex) == set(right)
+    for key, answer in right.items():
+        assert ex[key].check(answer), key
+        assert not states_answer(ex[key].hint, answer), key
+    words = n - 2
+    assert refuses(ex["3a.1"], words * words, n)                     # without [CLS]/[SEP]; one per token
+    assert refuses(ex["3a.2"], 0.0, n, 1 / n)
+    assert refuses(ex["3a.3"], n * (n - 1) // 2, n * n / 2, n * n)   # no diagonal; half; no mask
+    assert refuses(ex["3a.4"], n * n, L * n * n, H * n * n)          # forgot layers or heads
+
+
+def test_lab03a_exercises_follow_the_sentence(attention):
+    encoder, tok = attention
+    n = len(tok(SENTENCE)["input_ids"])
+    short = lab03a.exercises(encoder, tok, "The cat sat.")
+    m = len(tok("The cat sat.")["input_ids"])
+    assert m != n and short["3a.1"].check(m * m) and not short["3a.1"].check(n * n)
+
+
+def test_lab03a_previous_token_share_reads_the_subdiagonal():
+    t = 5
+    prev = torch.diag(torch.ones(t - 1), -1)
+    prev[0, 0] = 1.0                                 # token 0 has no previous token
+    maps = torch.stack([prev, torch.eye(t), torch.full((t, t), 1 / t)])
+    torch.testing.assert_close(lab03a.previous_token_share(maps), torch.tensor([1.0, 0.0, 1 / t]))
+
+
+def test_lab03a_panel_draws_the_chosen_head_and_refuses_bad_values(attention, monkeypatch, capsys):
+    encoder, tok = attention
+    shown = []
+    monkeypatch.setattr(go.Figure, "show", lambda fig, *a, **k: shown.append(fig))
+    panel = lab03a.panel(encoder, tok, SENTENCE, layer=2, head=1)
+    tokens, maps = panel.run(causal=True)
+    assert shown[0].layout.title.text == "layer 2, head 1 (causal mask)"
+    assert torch.all(maps[2][1].triu(1) == 0)        # the causal map has nothing above the diagonal
+    assert "strongest key" in capsys.readouterr().out
+    assert panel.run(layer=encoder.cfg.n_layers) is None and panel.run(sentence="  ") is None
+    assert "Refused" in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------------------- Lab 3b
+@pytest.fixture(scope="module")
+def stories():
+    return lab03b.stories(40, seed=0)
+
+
+def test_lab03b_right_answers_pass_and_naive_ones_fail(stories):
+    ex = lab03b.exercises(stories)
+    V, d, L, T = stories.vocab_size, 32, 2, lab03b.CONTEXT
+    params = V * d + T * d + L * (12 * d * d + 13 * d) + 2 * d
+    counts = Counter(stories.stream.tolist())
+    p = np.array(list(counts.values())) / len(stories.stream)
+    h1 = float(-(p * np.log(p)).sum())
+    right = {"3b.1": params, "3b.2": math.log(V), "3b.3": h1}
+    assert set(ex) == set(right)
+    for key, answer in right.items():
+        assert ex[key].check(answer), key
+        assert not states_answer(ex[key].hint, answer), key
+    assert refuses(ex["3b.1"], params + V * d,                       # an untied LM head
+                   params - T * d,                                    # no position embeddings
+                   V * d + T * d + L * 12 * d * d)                    # the 12 d² rule without biases and norms
+    assert refuses(ex["3b.2"], math.log2(V), 1 / V, V)                # bits; a probability; the count
+    assert refuses(ex["3b.3"], h1 / math.log(2), math.log(V))         # bits; the uniform guess
+
+
+def test_lab03b_exercises_follow_the_model_and_the_stream(stories):
+    V, d = stories.vocab_size, 32
+    wide = lab03b.exercises(stories, d_model=64)
+    assert not wide["3b.1"].check(V * d + 64 * d + 2 * (12 * d * d + 13 * d) + 2 * d)
+    assert wide["3b.1"].check(count_parameters(lab03b.gpt(V, 64, 2)))
+    other = lab03b.stories(60, seed=1)
+    from labkit.objectives import unigram_entropy
+    assert not lab03b.exercises(other)["3b.3"].check(unigram_entropy(stories.stream))
+
+
+def test_lab03b_pretrain_runs_the_budget_and_learns(stories, monkeypatch):
+    monkeypatch.setattr(go.Figure, "show", lambda *a, **k: None)
+    lab = lab03b.GPTLab(stories, seed=0, sample_every=10)
+    out = lab.pretrain(d_model=16, n_layers=1, lr=3e-3, steps=20)
+    assert out["params"] == count_parameters(lab03b.gpt(stories.vocab_size, 16, 1))
+    assert out["first_loss"] == pytest.approx(math.log(stories.vocab_size), rel=0.1)  # untrained: about ln V
+    assert out["val_loss"] < out["first_loss"]
+    hist, per_epoch = out["history"], math.ceil(len(stories.train_blocks) / 32)
+    assert len(hist.steps) == 20 and len(hist.epochs) == math.ceil(20 / per_epoch) and not hist.interrupted
+    assert isinstance(lab.sample(out["model"]), str) and lab.sample(out["model"]) == lab.sample(out["model"])
+
+
+def test_lab03b_panel_refuses_a_width_the_heads_cannot_split(stories, capsys):
+    panel = lab03b.panel(lab03b.GPTLab(stories), width=32, depth=1, steps=10)
+    assert panel.run(d_model=50) is None and panel.run(lr=0.0) is None
+    out = capsys.readouterr().out
+    assert "d_model must be a multiple of n_heads = 4; got 50" in out and "lr must be a number > 0" in out
+    assert panel.results == []
+
+
+# ----------------------------------------------------------------------------- Lab 4a
+def test_lab04a_right_answers_pass_and_naive_ones_fail():
+    ex = lab04a.exercises()
+    limit = 2 / 25                                                    # the quadratic's Hessian: eigenvalues 1, 25
+    right = {"4a.1": 0.1, "4a.2": limit, "4a.3": "momentum", "4a.4": 0.1 / math.sqrt(0.001)}
+    assert set(ex) == set(right)
+    for key, answer in right.items():
+        assert ex[key].check(answer), key
+        assert not states_answer(ex[key].hint, answer), key
+    assert ex["4a.1"].check(1.01 * limit) and ex["4a.1"].check(np.float64(0.5))
+    assert refuses(ex["4a.1"], 1 / 25, limit, 0.0, -1.0, "0.1", True, float("nan"))  # 1/λ; the edge; not numbers
+    assert refuses(ex["4a.2"], 1 / 25, 2.0, 1 / 12.5 * 2)            # 1/λ_max; 2/λ_min; twice the limit
+    assert refuses(ex["4a.3"], "gd", "adam")
+    assert refuses(ex["4a.4"], 1.0, 10.0, 1 / math.sqrt(0.001))      # no difference (the article); m or v alone
+
+
+def test_lab04a_exercises_follow_their_settings():
+    assert lab04a.lower_final(0.05, 300) == "gd"                      # large steps: momentum overshoots
+    ex = lab04a.exercises(lr=0.05)
+    assert ex["4a.3"].check("gd") and not ex["4a.3"].check("momentum")
+    assert lab04a.first_step_ratio(beta1=0.5, beta2=0.75) == pytest.approx(0.5 / 0.5)
+    assert lab04a.first_step_ratio(beta1=0.9, beta2=0.99) == pytest.approx(0.1 / 0.1)
+
+
+def test_lab04a_panel_shows_beta2_to_four_decimals(monkeypatch, capsys):
+    panel = lab04a.panel(steps=20)
+    beta2 = panel.params["beta2"].widget("beta2")
+    assert format(0.999, beta2.readout_format) == "0.9990" and format(0.9, beta2.readout_format) == "0.9000"
+    assert panel.params["momentum"].widget("momentum").readout_format == ".2f"
+    monkeypatch.setattr(go.Figure, "show", lambda *a, **k: None)
+    ends = panel.run(surface="quadratic", optimizer="adam", beta2=0.9)
+    assert set(ends) == {"adam (lr=0.001)", "gd (lr=0.001)"}
+    assert panel.run(lr=0.0) is None and "lr must be a number > 0" in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------------------- Lab 4b
+def _sigmoid_right(z, grad_out):
+    a = sigmoid(z)
+    return grad_out * a * (1 - a)
+
+
+def _linear_right(x, W, b, grad_out):
+    return grad_out @ W.T, x.T @ grad_out, grad_out.sum(axis=0)
+
+
+def _softmax_ce_right(z, y, grad_out):
+    p = softmax(z)
+    p[np.arange(len(y)), y] -= 1
+    return grad_out * p / len(y)
+
+
+def _mlp(X, Y, W1, b1, W2, b2, grad_out, relu_mask=True, mean=True):
+    Z1 = X @ W1 + b1
+    A1 = np.maximum(Z1, 0)
+    dZ2 = grad_out * (sigmoid(A1 @ W2 + b2) - Y) / (len(X) if mean else 1)
+    dZ1 = dZ2 @ W2.T * ((Z1 > 0) if relu_mask else 1)
+    return X.T @ dZ1, dZ1.sum(axis=0), A1.T @ dZ2, dZ2.sum(axis=0)
+
+
+RIGHT_4B = {
+    "4b.1": _sigmoid_right,
+    "4b.2": lambda z, grad_out: grad_out * (1 - np.tanh(z) ** 2),
+    "4b.3": lambda z, grad_out: grad_out * (z > 0),
+    "4b.4": _linear_right,
+    "4b.5": _softmax_ce_right,
+    "4b.6": _mlp,
+}
+WRONG_4B = {  # key -> {what it is: a wrong backward}
+    "4b.1": {"article: σ' at A": lab04b.article_sigmoid_backward,
+             "constant": lambda z, grad_out: np.full_like(z, 0.25),
+             "ignores grad_out": lambda z, grad_out: sigmoid(z) * (1 - sigmoid(z))},
+    "4b.2": {"naive: 1 - z²": lambda z, grad_out: grad_out * (1 - z ** 2),
+             "constant": lambda z, grad_out: np.ones_like(z),
+             "ignores z": lambda z, grad_out: grad_out},
+    "4b.3": {"ReLU of the gradient": lambda z, grad_out: np.maximum(grad_out, 0),
+             "ignores grad_out": lambda z, grad_out: (z > 0) * 1.0,
+             "constant": lambda z, grad_out: np.zeros_like(z)},
+    "4b.4": {"dW transposed": lambda x, W, b, grad_out: (grad_out @ W.T, grad_out.T @ x, grad_out.sum(0)),
+             "db not summed": lambda x, W, b, grad_out: (grad_out @ W.T, x.T @ grad_out, grad_out),
+             "ignores grad_out": lambda x, W, b, grad_out: _linear_right(x, W, b, np.ones((len(x), W.shape[1]))),
+             "constant": lambda x, W, b, grad_out: (np.zeros_like(x), np.zeros_like(W), np.zeros_like(b)),
+             "two of three": lambda x, W, b, grad_out: (x.T @ grad_out, grad_out.sum(0))},
+    "4b.5": {"no mean": lambda z, y, grad_out: _softmax_ce_right(z, y, grad_out) * len(y),
+             "only the right class": lambda z, y, grad_out: -np.eye(z.shape[1])[y] * (1 - softmax(z)) / len(y),
+             "constant": lambda z, y, grad_out: np.zeros_like(z)},
+    "4b.6": {"no ReLU mask": lambda *a, grad_out: _mlp(*a, grad_out, relu_mask=False),
+             "no mean": lambda *a, grad_out: _mlp(*a, grad_out, mean=False),
+             "constant": lambda X, Y, W1, b1, W2, b2, grad_out: tuple(np.zeros_like(p) for p in (W1, b1, W2, b2))},
+}
+
+
+@pytest.mark.parametrize("key", sorted(RIGHT_4B))
+def test_lab04b_right_backward_passes_and_wrong_ones_fail(key, capsys):
+    ex = lab04b.exercises(seed=0)
+    assert set(ex) == set(RIGHT_4B)
+    assert ex[key].check(RIGHT_4B[key])
+    for what, wrong in WRONG_4B[key].items():
+        assert not ex[key].check(wrong), what
+    out = capsys.readouterr().out
+    assert "✅" in out and "❌" in out and "Hint:" in out
+
+
+def test_lab04b_reports_what_is_wrong(capsys):
+    ex = lab04b.exercises(seed=0)
+
+    def todo(z, grad_out):
+        raise NotImplementedError
+
+    assert not ex["4b.1"].check(todo) and "not implemented yet" in capsys.readouterr().out
+    assert not ex["4b.1"].check(lambda z, grad_out: z @ z) and "raised ValueError" in capsys.readouterr().out
+    assert not ex["4b.1"].check(lambda z, grad_out: grad_out.sum(0))
+    assert "dL/dz must have shape (4, 3)" in capsys.readouterr().out
+    assert not ex["4b.4"].check(WRONG_4B["4b.4"]["two of three"])
+    assert "return 3 gradient(s), for x, W, b; got 2" in capsys.readouterr().out
+    assert not ex["4b.1"].check(lab04b.article_sigmoid_backward)
+    assert "dL/dz differs from finite differences (relative error" in capsys.readouterr().out
+    assert ex["4b.1"].check(None) is False and "not answered yet" in capsys.readouterr().out
+
+
+def test_lab04b_backward_check_of_a_right_and_a_wrong_backward():
+    rng = np.random.default_rng(1)
+    inputs = {"x": rng.normal(size=(4, 2)), "W": rng.normal(size=(2, 3)), "b": rng.normal(size=3)}
+    reference = lab04b.BackwardCheck(lambda x, W, b: x @ W + b, inputs)
+    assert reference.wrt == ("x", "W", "b") and reference.grad_out.shape == (4, 3)
+    np.testing.assert_allclose(reference.expected["b"], reference.grad_out.sum(0), rtol=1e-6)
+    assert reference.problems(_linear_right) == []
+    assert reference.problems(WRONG_4B["4b.4"]["db not summed"]) == [
+        "dL/db must have shape (3,) (the shape of b); got (4, 3)"]
+
+
+def test_lab04b_hints_do_not_hold_the_solution():
+    for key, ex in lab04b.exercises().items():
+        for formula in ("σ(z)(1 − σ(z))", "1 − tanh²", "grad_out Wᵀ", "Xᵀ grad_out", "softmax(z) − onehot",
+                        "(σ(Z2) − Y)/n", "1[Z1 > 0]"):
+            assert formula not in ex.hint, (key, formula)
+
+
+# ----------------------------------------------------------------------------- Lab 5 (refusals beyond test_bilstm)
+class _Constant(nn.Module):
+    """A 'model' that ignores the review: one learnable number, the same for every review."""
+    def __init__(self, vocab_size):
+        super().__init__()
+        self.bias = nn.Parameter(torch.zeros(1))
+
+    def forward(self, ids, lengths):
+        return self.bias.expand(ids.shape[0])
+
+
+def test_lab05_refuses_constant_outputs_and_ignored_arguments():
+    ex = lab05.exercises(make_reviews(seed=0, n_test=20))
+    assert not ex["5.1"].check(lambda texts: {"<pad>": 0, "<unk>": 1})                 # ignores the texts
+    assert not ex["5.2"].check(lambda vocab, text: [1] * len(text.split()))           # ignores the vocabulary
+    assert not ex["5.3"].check(lambda examples: (torch.zeros(10, 5, dtype=torch.long), torch.full((10,), 5),
+                                                 torch.zeros(10)))                    # a constant batch
+    assert not ex["5.4"].check(_Constant) and not ex["5.5"].check(_Constant)          # a constant logit
+    assert not ex["5.6"].check(lambda logits, target: torch.tensor(0.6931))           # a constant loss
+    assert not ex["5.6"].check(lambda logits, target: F.binary_cross_entropy_with_logits(
+        logits, torch.ones_like(logits)))                                              # ignores the target
+    assert not ex["5.7"].check(lab05.article_parameter_count() + 2 * 4 * 32)          # PyTorch's two biases
+    assert not ex["5.8"].check("<pad>")
+
+
+def test_lab05_hints_do_not_state_the_answer():
+    ex = lab05.exercises(make_reviews(seed=0, n_test=20))
+    assert not states_answer(ex["5.7"].hint, lab05.article_parameter_count())
+    assert not states_answer(ex["5.8"].hint, "hello")
+    for key, code in (("5.2", ".get("), ("5.4", "h_n[-2]"), ("5.5", "pack_padded_sequence("),
+                      ("5.6", "BCEWithLogits")):
+        assert code not in ex[key].hint, key
