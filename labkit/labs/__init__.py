@@ -1,5 +1,5 @@
 """One module per lab (``lab02``, ``lab03a``, ...): its panel, its helpers and its checked exercises.
 
 The lab notebook and its solutions notebook both import them, so neither keeps a copy of the code:
-the solutions differ only in the answers filled in, and assert that every check passes.
+the solutions notebook fills in the answers and asserts that every check passes.
 """
