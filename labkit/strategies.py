@@ -98,9 +98,14 @@ class StrategyResult:
     history: History = field(repr=False)
     model: torch.nn.Module = field(repr=False)
 
+    @property
+    def label(self) -> str:
+        """The name a table shows: :data:`LABELS` of the strategy, else the strategy as given."""
+        return LABELS.get(self.strategy, self.strategy)
+
     def row(self) -> dict:
-        """One table row: the strategy's label (see :data:`LABELS`), accuracy, what trains and what it costs."""
-        return {"strategy": LABELS.get(self.strategy, self.strategy), "test accuracy": round(self.test_acc, 3), "trainable params": self.trainable,
+        """One table row: the label, accuracy, what trains and what it costs."""
+        return {"strategy": self.label, "test accuracy": round(self.test_acc, 3), "trainable params": self.trainable,
                 "trainable %": round(100 * self.trainable / self.total, 3), "seconds": round(self.seconds, 1),
                 "peak RSS Δ MB": round(self.peak_mb), "grads+AdamW MB": round(
                     self.memory["grads MB"] + self.memory["AdamW state MB"], 2),

@@ -258,6 +258,7 @@ def test_strategies_have_a_label_and_a_learning_rate_each():
     mem = {"grads MB": 1.0, "AdamW state MB": 2.0, "activations MB": 3.0}
     row = StrategyResult("lora", 0.5, 10, 1000, 1.0, 2.0, mem, None, None).row()
     assert row["strategy"] == "LoRA (r=8, query/value)" and row["grads+AdamW MB"] == 3.0
+    assert StrategyResult("bitfit", 0.5, 10, 1000, 1.0, 2.0, mem, None, None).label == "BitFit"
     assert StrategyResult("student, KD", 0.5, 10, 10, 1.0, 2.0, mem, None, None).row()["strategy"] == "student, KD"
 
 
