@@ -1,7 +1,7 @@
-"""Fine-tuning helpers: freezing and counting what trains, choosing which parameters train
-(top-k blocks, BitFit, gradual unfreezing with discriminative learning rates), knowledge
-distillation, and measuring what training costs. LoRA and adapters: :mod:`labkit.lora`,
-:mod:`labkit.adapters`."""
+"""Fine-tuning helpers: choosing which parameters train (top-k blocks, BitFit, gradual
+unfreezing with discriminative learning rates), knowledge distillation, and measuring what
+training costs. Freezing and counting parameters: :mod:`labkit.nn` (``freeze``,
+``count_parameters``). LoRA and adapters: :mod:`labkit.lora`, :mod:`labkit.adapters`."""
 from __future__ import annotations
 
 import copy
@@ -21,7 +21,7 @@ from .train import Callback, History, fit
 
 # ----------------------------------------------------------------------------- which parameters train
 __all__ = ["encoder_layers", "unfreeze_top_k", "bitfit", "layerwise_param_groups", "GradualUnfreezing",
-            "distillation_loss", "distill", "slice_layers", "memory_breakdown", "Meter"]
+           "distillation_loss", "distill", "slice_layers", "memory_breakdown", "Meter"]
 
 
 def encoder_layers(model: nn.Module) -> nn.ModuleList:
