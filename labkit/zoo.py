@@ -473,9 +473,10 @@ def _heads_and_width(cfg) -> list[tuple[str, int, int, int | None]]:
     out = []
     for where, c in subs:
         width = next((getattr(c, k) for k in ("hidden_size", "d_model", "dim", "n_embd") if hasattr(c, k)), None)
+        aliases = getattr(c, "attribute_map", {})  # e.g. BART's num_attention_heads -> encoder_attention_heads
         for heads_key in ("num_attention_heads", "encoder_attention_heads", "decoder_attention_heads", "n_heads",
                           "n_head", "num_heads"):
-            heads = getattr(c, heads_key, None)
+            heads = None if heads_key in aliases else getattr(c, heads_key, None)
             if isinstance(heads, int) and width is not None and c.model_type != "t5":
                 out.append((where + heads_key, width, heads, getattr(c, "num_key_value_heads", None)))
     return out
