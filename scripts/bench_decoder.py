@@ -9,15 +9,8 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import torch
-
-
-def _timed(fn) -> tuple[torch.Tensor, float]:
-    t0 = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - t0
 
 
 def bench(n_layers=4, d_model=256, n_heads=8, n_kv_heads=2, vocab=8192, prompt=16, new_tokens=256,
@@ -27,10 +20,8 @@ def bench(n_layers=4, d_model=256, n_heads=8, n_kv_heads=2, vocab=8192, prompt=1
     from transformers import LlamaForCausalLM
     from transformers.utils import logging
 
-    from labkit.check import whole_number
-    from labkit.nn.llama import Llama, LlamaConfig
+    from labkit.nn.llama import Llama, LlamaConfig, generation_speed, speed_ratio
 
-    whole_number("repeats", repeats, minimum=1)
     logging.set_verbosity_error()
     torch.manual_seed(0)
     d_ff = LlamaConfig(vocab_size=vocab, d_model=d_model, n_heads=n_heads).d_ff      # 8/3 d_model, rounded up
@@ -46,19 +37,10 @@ def bench(n_layers=4, d_model=256, n_heads=8, n_kv_heads=2, vocab=8192, prompt=1
         "HF generate (cache)": lambda: hf.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False,
                                                    max_new_tokens=new_tokens, eos_token_id=None, pad_token_id=0),
     }
-    speed = {name: [] for name in runs}
-    outputs = {}
-    with torch.no_grad():
-        for fn in runs.values():                                      # warm-up
-            fn()
-        for _ in range(repeats):
-            for name, fn in runs.items():
-                outputs[name], seconds = _timed(fn)
-                speed[name].append(new_tokens / seconds)
-    ratios = {"cache / no cache": [a / b for a, b in zip(speed["labkit, KV cache"], speed["labkit, no cache"])],
-              "labkit / HF generate": [a / b for a, b in zip(speed["labkit, KV cache"], speed["HF generate (cache)"])]}
+    speed, outputs = generation_speed(runs, new_tokens, repeats)      # interleaved rounds, after a warm-up
     result = {name: statistics.median(v) for name, v in speed.items()}
-    result.update({name: (min(v), statistics.median(v), max(v)) for name, v in ratios.items()})
+    result["cache / no cache"] = speed_ratio(speed, "labkit, KV cache", "labkit, no cache")
+    result["labkit / HF generate"] = speed_ratio(speed, "labkit, KV cache", "HF generate (cache)")
     first = next(iter(outputs.values()))
     result["same tokens"] = all(torch.equal(first, out) for out in outputs.values())
     result["config"] = dict(n_layers=n_layers, d_model=d_model, n_heads=n_heads, n_kv_heads=n_kv_heads, vocab=vocab,

@@ -15,6 +15,8 @@ plus biases on q, k, v) into these modules and reproduces its logits to float pr
 from __future__ import annotations
 
 import math
+import statistics
+import time
 from dataclasses import dataclass
 
 import torch
@@ -327,3 +329,30 @@ def next_token(logits: torch.Tensor, *, greedy: bool = False, temperature: float
         kth = torch.topk(logits, min(top_k, logits.size(-1))).values[:, -1:]
         logits = logits.masked_fill(logits < kth, float("-inf"))
     return torch.multinomial(logits.softmax(-1), 1, generator=generator)
+
+
+# ---------------------------------------------------------------- measuring generation
+def generation_speed(runs: dict, new_tokens: int, repeats: int = 3) -> tuple[dict, dict]:
+    """Tokens/s of each generation run (a callable returning the ids), timed in interleaved rounds.
+
+    One warm-up round, then ``repeats`` rounds of a, b, c, a, b, c, ...: background load on a shared
+    machine hits every run alike, so ratios are best taken round by round. Returns
+    ({name: [tokens/s, one per round]}, {name: the ids of its last run}).
+    """
+    whole_number("repeats", repeats, minimum=1)
+    speeds, outputs = {name: [] for name in runs}, {}
+    with torch.no_grad():
+        for fn in runs.values():
+            fn()
+        for _ in range(repeats):
+            for name, fn in runs.items():
+                t0 = time.perf_counter()
+                outputs[name] = fn()
+                speeds[name].append(new_tokens / (time.perf_counter() - t0))
+    return speeds, outputs
+
+
+def speed_ratio(speeds: dict, a: str, b: str) -> tuple[float, float, float]:
+    """Run a's speed over run b's, round by round: (lowest, median, highest) over the rounds."""
+    ratios = sorted(x / y for x, y in zip(speeds[a], speeds[b]))
+    return ratios[0], statistics.median(ratios), ratios[-1]
