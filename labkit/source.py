@@ -58,7 +58,9 @@ class Source:
         out = []
         for p, a, b, src in self.parts:
             out.append(
-                '<div class="labkit-source" style="margin:0.4em 0;border:1px solid #ddd;border-radius:4px">'
+                # explicit light background and dark text: readable under a dark notebook theme too
+                '<div class="labkit-source" style="margin:0.4em 0;border:1px solid #ddd;border-radius:4px;'
+                'background:#fafafa;color:#1f2328">'
                 f'<div style="font-family:monospace;font-size:85%;background:#f3f3f3;padding:2px 8px;'
                 f'border-bottom:1px solid #ddd">{html.escape(p)}:{a}-{b}</div>'
                 f'<div style="padding:0 8px;overflow-x:auto">{body(src)}</div></div>')
