@@ -31,8 +31,8 @@ import torch
 from .check import whole_number
 from .runtime import is_offline
 
-__all__ = ["FAMILIES", "Paper", "ModelCard", "REGISTRY", "Pretrained", "MissingPackageError", "card", "names",
-           "load", "build", "packaged_path", "check_config", "example_inputs", "forward_example", "output_shapes"]
+__all__ = ["FAMILIES", "Paper", "ModelCard", "REGISTRY", "Pretrained", "MissingPackageError", "card", "cards_table",
+           "names", "load", "build", "packaged_path", "check_config", "example_inputs", "forward_example", "output_shapes"]
 
 FAMILIES = ("encoder", "decoder", "mixture-of-experts", "encoder-decoder", "vision", "audio", "multimodal")
 
@@ -73,6 +73,14 @@ class ModelCard:
     module: str | None = None        # its import name
     needs: tuple = ()                # (import name, pip name) the hub path needs (e.g. a tokenizer library)
     note: str = ""
+
+    def facts(self) -> dict[str, Any]:
+        """The card as one row: what a reader compares across models."""
+        return {"family": self.family, "organisation": self.organisation,
+                "paper": f"{self.paper.authors} ({self.paper.year})" if self.paper else None,
+                "sizes": self.sizes, "pretraining objective": self.objective, "tokenizer": self.tokenizer,
+                "context": self.context, "licence": self.licence or "see note", "hub id": self.hub_id or "—",
+                "weights package": self.package or "—"}
 
     def config(self, size: str = "real"):
         """The checkpoint's config (``size="real"``) or the tiny one of the same architecture (``"tiny"``)."""
@@ -439,6 +447,12 @@ def names(family: str | None = None) -> list[str]:
     if family is not None and family not in FAMILIES:
         raise ValueError(f"family must be one of {', '.join(FAMILIES)}; got {family!r}")
     return [n for n, c in REGISTRY.items() if family is None or c.family == family]
+
+
+def cards_table(names: list[str] | None = None):
+    """Every card (or those named) as a pandas DataFrame, one row per model."""
+    import pandas as pd
+    return pd.DataFrame({n: card(n).facts() for n in names or REGISTRY}).T.rename_axis("model")
 
 
 def card(name: str) -> ModelCard:
