@@ -245,8 +245,11 @@ def test_sequences_longer_than_the_context_are_refused():
     llama = Llama(LlamaConfig(vocab_size=10, max_len=16))
     with pytest.raises(ValueError, match="sequence length 17 exceeds max_len=16"):
         llama(torch.zeros(1, 17, dtype=torch.long))
-    with pytest.raises(ValueError, match="max_new_tokens must be a whole number from 0 to 6"):
+    with pytest.raises(ValueError, match=r"max_new_tokens \(after a 10-token prompt, with max_len=16\) must be a "
+                                         "whole number from 0 to 6; got 7"):
         llama.generate(torch.zeros(1, 10, dtype=torch.long), 7)
+    with pytest.raises(ValueError, match=r"length <= max_len=16 \(the context length\); got \(1, 17\)"):
+        llama.generate(torch.zeros(1, 17, dtype=torch.long), 0)
     cache = KVCache(llama.cfg, batch=1, capacity=12)
     llama(torch.zeros(1, 10, dtype=torch.long), cache)
     with pytest.raises(ValueError, match="capacity=12"):

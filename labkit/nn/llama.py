@@ -27,7 +27,7 @@ from ..check import number, positive, whole_number
 from .transformer import RMSNorm
 
 
-def divisors(n: int) -> list[int]:
+def _divisors(n: int) -> list[int]:
     return [d for d in range(1, n + 1) if n % d == 0]
 
 
@@ -49,13 +49,13 @@ class LlamaConfig:
         for name in ("vocab_size", "max_len", "d_model", "n_heads", "n_layers"):
             whole_number(name, getattr(self, name), minimum=1)
         if self.d_model % self.n_heads:
-            raise ValueError(f"n_heads must divide d_model={self.d_model} (one of {divisors(self.d_model)}); "
+            raise ValueError(f"n_heads must divide d_model={self.d_model} (one of {_divisors(self.d_model)}); "
                              f"got {self.n_heads}")
         if self.n_kv_heads is None:
             self.n_kv_heads = self.n_heads
         whole_number("n_kv_heads", self.n_kv_heads, minimum=1, maximum=self.n_heads)
         if self.n_heads % self.n_kv_heads:
-            raise ValueError(f"n_kv_heads must divide n_heads={self.n_heads} (one of {divisors(self.n_heads)}); "
+            raise ValueError(f"n_kv_heads must divide n_heads={self.n_heads} (one of {_divisors(self.n_heads)}); "
                              f"got {self.n_kv_heads}")
         if self.head_dim % 2:
             raise ValueError(f"d_model / n_heads must be even for RoPE (it rotates pairs); got {self.head_dim}")
@@ -74,7 +74,10 @@ def llama_config_from_hf(c) -> LlamaConfig:
     """The LlamaConfig of a Hugging Face ``LlamaConfig`` or ``Qwen2Config`` (refusing what this file lacks)."""
     if c.model_type not in ("llama", "qwen2"):
         raise ValueError(f"from_hf takes a Llama or Qwen2 model; got model_type={c.model_type!r}")
-    rope = getattr(c, "rope_parameters", None) or {"rope_type": "default", "rope_theta": c.rope_theta}
+    rope = getattr(c, "rope_parameters", None)           # transformers >= 5; 4.x: rope_theta and rope_scaling
+    if not rope:
+        scaling = getattr(c, "rope_scaling", None) or {}
+        rope = {"rope_type": scaling.get("rope_type", scaling.get("type", "default")), "rope_theta": c.rope_theta}
     unsupported = {"hidden_act": c.hidden_act != "silu", "rope_type": rope.get("rope_type") != "default",
                    "head_dim": getattr(c, "head_dim", None) not in (None, c.hidden_size // c.num_attention_heads),
                    "attention_bias": getattr(c, "attention_bias", False), "mlp_bias": getattr(c, "mlp_bias", False),
@@ -277,7 +280,7 @@ class Llama(nn.Module):
             x = x[:, -1:]
         return self.lm_head(self.norm(x))
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def generate(self, idx, max_new_tokens: int, *, use_cache: bool = True, greedy: bool = False,
                  temperature: float = 1.0, top_k: int | None = None, generator: torch.Generator | None = None):
         """Append max_new_tokens tokens to idx (B, T), one at a time.
@@ -285,9 +288,7 @@ class Llama(nn.Module):
         Without the cache every step runs the whole sequence again (step t costs T + t positions); with it,
         the prompt runs once (prefill) and every later step runs one new position against the cached keys.
         """
-        whole_number("max_new_tokens", max_new_tokens, minimum=0, maximum=self.cfg.max_len - idx.size(1))
-        number("temperature", temperature, minimum=0, open_low=True)
-        whole_number("top_k", top_k, minimum=1, allow_none=True)
+        _check_generation(self.cfg, idx, max_new_tokens, temperature, top_k)
         cache = KVCache(self.cfg, idx.size(0), idx.size(1) + max_new_tokens, device=idx.device,
                         dtype=self.tok.weight.dtype) if use_cache else None
         new = idx                                             # what the model has not seen yet
@@ -317,6 +318,17 @@ class Llama(nn.Module):
                         new[f"blocks.{i}.{ours}.{t}"] = sd[f"model.layers.{i}.{theirs}.{t}"]
         model.load_state_dict(new, strict=True)
         return model
+
+
+def _check_generation(cfg: LlamaConfig, idx, max_new_tokens, temperature, top_k) -> None:
+    T = idx.size(-1)
+    if idx.dim() != 2 or T > cfg.max_len:
+        raise ValueError(f"the prompt must be (batch, length) with length <= max_len={cfg.max_len} (the context "
+                         f"length); got {tuple(idx.shape)}")
+    whole_number(f"max_new_tokens (after a {T}-token prompt, with max_len={cfg.max_len})", max_new_tokens,
+                 minimum=0, maximum=cfg.max_len - T)
+    number("temperature", temperature, minimum=0, open_low=True)
+    whole_number("top_k", top_k, minimum=1, allow_none=True)
 
 
 def next_token(logits: torch.Tensor, *, greedy: bool = False, temperature: float = 1.0, top_k: int | None = None,
