@@ -40,9 +40,9 @@ from . import scale
 from .check import one_of, whole_number
 from .nn.transformer import TransformerConfig
 
-__all__ = ["PRECISIONS", "param_count", "param_breakdown", "active_param_count", "lora_param_count",
-           "flops_per_token", "image_flops", "LORA_TARGETS", "memory", "kv_cache_bytes", "architecture", "side_by_side", "explorer_grid",
-           "explorer_figure", "ExplorerPanel", "CHOOSING", "choosing_table"]
+__all__ = ["PRECISIONS", "LORA_TARGETS", "param_count", "param_breakdown", "active_param_count",
+           "lora_param_count", "flops_per_token", "image_flops", "memory", "kv_cache_bytes", "architecture",
+           "side_by_side", "explorer_grid", "explorer_figure", "ExplorerPanel", "CHOOSING", "choosing_table"]
 
 PRECISIONS = {"fp32": 4, "bf16": 2, "int8": 1}   # bytes per stored weight
 ADAMW_FULL = 16   # bytes per trained parameter: fp32 (4 + 4 + 8) or mixed bf16 (2 + 2 + 8 + 4 master)
@@ -86,7 +86,7 @@ def _bert_like(c) -> dict:
     if e != c.hidden_size:                                   # ELECTRA-small projects its embeddings up
         parts["embedding projection"] = linear(e, c.hidden_size)
     parts["blocks"] = c.num_hidden_layers * standard_block(c.hidden_size, c.intermediate_size)
-    if c.architectures[0] in ("BertModel", "RobertaModel"):
+    if _architecture(c) in ("BertModel", "RobertaModel"):
         parts["pooler"] = linear(c.hidden_size, c.hidden_size)
     return parts
 
@@ -195,7 +195,8 @@ def _whisper(c) -> dict:
             + c.decoder_layers * (standard_block(d, c.decoder_ffn_dim) + no_k_bias + cross) + norm(d)}
 
 
-def _vit_tower(v, *, class_token: str, patch_bias: bool, qkv_bias: bool = True, extra_norms: int) -> int:
+def _vit_tower(v, *, patch_bias: bool, qkv_bias: bool = True, extra_norms: int) -> int:
+    """Class token, positions over the patch grid, the patch projection, pre-LN blocks and extra norms."""
     d, n = v.hidden_size, (v.image_size // v.patch_size) ** 2
     return (d + (n + 1) * d + linear(v.num_channels * v.patch_size ** 2, d, patch_bias)
             + v.num_hidden_layers * (standard_block(d, v.intermediate_size) - 3 * d * (not qkv_bias))
@@ -204,7 +205,7 @@ def _vit_tower(v, *, class_token: str, patch_bias: bool, qkv_bias: bool = True, 
 
 def _vit(c) -> dict:
     """ViT: class token, learned positions over the patch grid, pre-LN blocks, final LayerNorm, classifier."""
-    return {"encoder": _vit_tower(c, class_token="cls", patch_bias=True, qkv_bias=c.qkv_bias, extra_norms=1),
+    return {"encoder": _vit_tower(c, patch_bias=True, qkv_bias=c.qkv_bias, extra_norms=1),
             "classifier": linear(c.hidden_size, c.num_labels)}
 
 
@@ -213,7 +214,7 @@ def _clip(c) -> dict:
     t, v = c.text_config, c.vision_config
     text = (t.vocab_size + t.max_position_embeddings) * t.hidden_size + t.num_hidden_layers * standard_block(
         t.hidden_size, t.intermediate_size) + norm(t.hidden_size)
-    vision = _vit_tower(v, class_token="class_embedding", patch_bias=False, extra_norms=2)
+    vision = _vit_tower(v, patch_bias=False, extra_norms=2)
     return {"text tower": text, "image tower": vision,
             "projections": c.projection_dim * (t.hidden_size + v.hidden_size), "temperature": 1}
 
@@ -298,10 +299,15 @@ _CLASSES = {
 }
 
 
+def _architecture(c) -> str:
+    """The model class a config describes (its ``architectures``; the zoo's class when it names none)."""
+    return (getattr(c, "architectures", None) or [_CLASSES[c.model_type]])[0]
+
+
 def _checked(config) -> Any:
     kind = getattr(config, "model_type", None)
     one_of("config.model_type", kind, _FORMULAS)
-    arch = (getattr(config, "architectures", None) or [_CLASSES[kind]])[0]
+    arch = _architecture(config)
     if arch != _CLASSES[kind]:
         raise ValueError(f"the formulas count {_CLASSES[kind]} for a {kind!r} config; got architectures={arch!r}")
     if kind != "efficientnet-lite":
@@ -313,8 +319,6 @@ def _checked(config) -> Any:
 def param_breakdown(config) -> dict[str, int]:
     """Parameters by part (embeddings, blocks, heads...) of the model a zoo config describes."""
     c = _checked(config)
-    if not getattr(c, "architectures", None):
-        c.architectures = [_CLASSES[c.model_type]]
     return _FORMULAS[c.model_type](c)
 
 
@@ -488,17 +492,20 @@ def flops_per_token(config, seq_len: int | None = None) -> dict[str, float]:
 
 
 def image_flops(config) -> float:
-    """Forward FLOPs of one image at the config's size, counted by torch's FLOP counter on the meta device."""
+    """Forward FLOPs of one image at the config's size, counted by torch's FLOP counter running the network
+    built from the config on the meta device (shapes only: no memory, no arithmetic)."""
     import torch
+    import transformers
     from torch.utils.flop_counter import FlopCounterMode
 
-    from . import zoo
-    name = next(n for n, cd in zoo.REGISTRY.items() if cd.model_class == config.architectures[0])
-    size = getattr(config, "image_size", None) or 224
-    model = zoo.build(name, "real", device="meta")
+    from .zoo import _labkit_class
+    arch, size = _architecture(config), getattr(config, "image_size", None) or 224
     with torch.device("meta"), FlopCounterMode(display=False) as counter:
-        x = torch.empty(1, 3, size, size)
-        model(x) if ":" in config.architectures[0] else model(pixel_values=x)
+        if ":" in arch:   # labkit's EfficientNet-Lite0: its config is its block table
+            model = _labkit_class(arch)(num_classes=config.num_classes, stages=config.stages).eval()
+            model(torch.empty(1, 3, size, size))
+        else:
+            getattr(transformers, arch)(config).eval()(pixel_values=torch.empty(1, 3, size, size))
     return float(counter.get_total_flops())
 
 

@@ -356,7 +356,8 @@ _CARDS = [
         organisation="Microsoft Research", sizes="ResNet-18 / 34 / 50 / 101 / 152; ResNet-50 25.6M",
         objective="supervised classification on ImageNet-1k",
         tokenizer="none: pixels (224×224 in training)", context="any image size (global average pooling)",
-        licence="apache-2.0"),
+        licence="apache-2.0",
+        note="the hub checkpoint is ResNet v1.5: stride 2 in the 3x3 convolution of a bottleneck, not the first 1x1"),
     ModelCard(
         "convnext-tiny-224", "facebook/convnext-tiny-224", "vision", "ConvNextForImageClassification",
         "ConvNextConfig",
