@@ -12,6 +12,8 @@ import statistics
 
 import torch
 
+from labkit.check import whole_number
+
 
 def bench(n_layers=4, d_model=256, n_heads=8, n_kv_heads=2, vocab=8192, prompt=16, new_tokens=256,
           repeats=5) -> dict:
@@ -54,9 +56,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     args = ap.parse_args(argv)
     if args.threads is not None:
-        if args.threads < 1:
-            raise ValueError(f"--threads must be >= 1; got {args.threads}")
-        torch.set_num_threads(args.threads)
+        torch.set_num_threads(whole_number("--threads", args.threads))
     r = bench(repeats=args.repeats)
     c = r["config"]
     print(f"Greedy generation of {c['new_tokens']} new tokens after a {c['prompt']}-token prompt, tiny random "

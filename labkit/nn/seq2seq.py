@@ -111,6 +111,28 @@ class DecoderBlock(nn.Module):
         return self.ln3(x + self.mlp(x))
 
 
+# One layer's Hugging Face BART tensors under labkit's names (ours: theirs); a tuple is stacked into one matrix.
+_BART_ENCODER_LAYER = {
+    "attn.qkv": ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"), "attn.proj": "self_attn.out_proj",
+    "ln1": "self_attn_layer_norm", "mlp.fc": "fc1", "mlp.proj": "fc2", "ln2": "final_layer_norm"}
+_BART_DECODER_LAYER = {
+    "self_attn.qkv": ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"),
+    "self_attn.proj": "self_attn.out_proj", "ln1": "self_attn_layer_norm",
+    "cross_attn.q": "encoder_attn.q_proj", "cross_attn.kv": ("encoder_attn.k_proj", "encoder_attn.v_proj"),
+    "cross_attn.proj": "encoder_attn.out_proj", "ln2": "encoder_attn_layer_norm",
+    "mlp.fc": "fc1", "mlp.proj": "fc2", "ln3": "final_layer_norm"}
+
+
+def rename_layer(sd: dict, theirs: str, ours: str, names: dict) -> dict:
+    """The weights and biases of one layer, taken from ``sd`` under prefix ``theirs``, renamed under ``ours``."""
+    out = {}
+    for mine, their in names.items():
+        for t in ("weight", "bias"):
+            parts = [their] if isinstance(their, str) else their
+            out[f"{ours}{mine}.{t}"] = torch.cat([sd[f"{theirs}{n}.{t}"] for n in parts])
+    return out
+
+
 class Seq2Seq(nn.Module):
     """Encoder-decoder Transformer (BART layout), one token embedding shared by encoder, decoder and LM head.
 
@@ -178,31 +200,9 @@ class Seq2Seq(nn.Module):
         for t in ("weight", "bias"):
             new["enc_emb_norm." + t] = sd[p + "encoder.layernorm_embedding." + t]
             new["dec_emb_norm." + t] = sd[p + "decoder.layernorm_embedding." + t]
-
-        def qkv(prefix, names, t):                                 # separate q, k, v -> one stacked matrix
-            return torch.cat([sd[f"{prefix}{n}.{t}"] for n in names])
-
         for i in range(cfg.n_layers):
-            L, b = f"{p}encoder.layers.{i}.", f"encoder.{i}."
-            for t in ("weight", "bias"):
-                new[b + "attn.qkv." + t] = qkv(L + "self_attn.", ("q_proj", "k_proj", "v_proj"), t)
-                new[b + "attn.proj." + t] = sd[L + "self_attn.out_proj." + t]
-                new[b + "ln1." + t] = sd[L + "self_attn_layer_norm." + t]
-                new[b + "mlp.fc." + t] = sd[L + "fc1." + t]
-                new[b + "mlp.proj." + t] = sd[L + "fc2." + t]
-                new[b + "ln2." + t] = sd[L + "final_layer_norm." + t]
+            new.update(rename_layer(sd, f"{p}encoder.layers.{i}.", f"encoder.{i}.", _BART_ENCODER_LAYER))
         for i in range(cfg.n_decoder_layers):
-            L, b = f"{p}decoder.layers.{i}.", f"decoder.{i}."
-            for t in ("weight", "bias"):
-                new[b + "self_attn.qkv." + t] = qkv(L + "self_attn.", ("q_proj", "k_proj", "v_proj"), t)
-                new[b + "self_attn.proj." + t] = sd[L + "self_attn.out_proj." + t]
-                new[b + "ln1." + t] = sd[L + "self_attn_layer_norm." + t]
-                new[b + "cross_attn.q." + t] = sd[L + "encoder_attn.q_proj." + t]
-                new[b + "cross_attn.kv." + t] = qkv(L + "encoder_attn.", ("k_proj", "v_proj"), t)
-                new[b + "cross_attn.proj." + t] = sd[L + "encoder_attn.out_proj." + t]
-                new[b + "ln2." + t] = sd[L + "encoder_attn_layer_norm." + t]
-                new[b + "mlp.fc." + t] = sd[L + "fc1." + t]
-                new[b + "mlp.proj." + t] = sd[L + "fc2." + t]
-                new[b + "ln3." + t] = sd[L + "final_layer_norm." + t]
+            new.update(rename_layer(sd, f"{p}decoder.layers.{i}.", f"decoder.{i}.", _BART_DECODER_LAYER))
         model.load_state_dict(new, strict=True)
         return model

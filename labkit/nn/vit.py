@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from ..check import whole_number
+from .seq2seq import rename_layer
 from .transformer import Block, TransformerConfig
 
 
@@ -60,12 +61,13 @@ def vit_config_from_hf(c) -> ViTConfig:
                      layer_norm_eps=c.layer_norm_eps)
 
 
-# Hugging Face's names for one layer's weights: ours -> (transformers >= 5, transformers 4.x)
-_HF_LAYER = {"ln1": ("layernorm_before",) * 2, "attn.proj": ("attention.o_proj", "attention.output.dense"),
-             "ln2": ("layernorm_after",) * 2, "mlp.fc": ("mlp.fc1", "intermediate.dense"),
-             "mlp.proj": ("mlp.fc2", "output.dense")}
-_HF_QKV = (("attention.q_proj", "attention.k_proj", "attention.v_proj"),
-           ("attention.attention.query", "attention.attention.key", "attention.attention.value"))
+# One layer's Hugging Face ViT tensors under labkit's names (ours: theirs); a tuple is stacked into one matrix.
+_HF_LAYER = {"attn.qkv": ("attention.q_proj", "attention.k_proj", "attention.v_proj"),
+             "attn.proj": "attention.o_proj", "ln1": "layernorm_before", "ln2": "layernorm_after",
+             "mlp.fc": "mlp.fc1", "mlp.proj": "mlp.fc2"}
+_HF_LAYER_4X = {"attn.qkv": ("attention.attention.query", "attention.attention.key", "attention.attention.value"),
+                "attn.proj": "attention.output.dense", "ln1": "layernorm_before", "ln2": "layernorm_after",
+                "mlp.fc": "intermediate.dense", "mlp.proj": "output.dense"}     # transformers 4.x names
 
 
 class PatchEmbedding(nn.Module):
@@ -124,16 +126,13 @@ class ViT(nn.Module):
         sd = hf_model.state_dict()
         p = "vit." if "vit.embeddings.cls_token" in sd else ""
         new = {"cls": sd[p + "embeddings.cls_token"], "pos": sd[p + "embeddings.position_embeddings"]}
-        old = f"{p}encoder.layer.0.layernorm_before.weight" in sd     # transformers 4.x names
-        layer = f"{p}encoder.layer.{{}}." if old else f"{p}layers.{{}}."
         for t in ("weight", "bias"):
             new["patches.proj." + t] = sd[p + "embeddings.patch_embeddings.projection." + t]
             new["norm." + t] = sd[p + "layernorm." + t]
             new["pooler." + t] = sd[p + "pooler.dense." + t]
-            for i in range(cfg.n_layers):
-                L, b = layer.format(i), f"blocks.{i}."
-                new[b + "attn.qkv." + t] = torch.cat([sd[f"{L}{n}.{t}"] for n in _HF_QKV[old]])  # q, k, v stacked
-                for ours, theirs in _HF_LAYER.items():
-                    new[f"{b}{ours}.{t}"] = sd[f"{L}{theirs[old]}.{t}"]
+        old = f"{p}encoder.layer.0.layernorm_before.weight" in sd       # transformers 4.x
+        for i in range(cfg.n_layers):
+            theirs = f"{p}encoder.layer.{i}." if old else f"{p}layers.{i}."
+            new.update(rename_layer(sd, theirs, f"blocks.{i}.", _HF_LAYER_4X if old else _HF_LAYER))
         model.load_state_dict(new, strict=True)
         return model
