@@ -53,15 +53,20 @@ def bench(n_layers=4, d_model=256, n_heads=8, n_kv_heads=2, vocab=8192, prompt=1
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeats", type=int, default=5, help="timed rounds of the three runs (after one warm-up)")
-    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch CPU threads (default 1: a small model's steps are small products, and one thread "
+                         "suffers least from other work on a shared CPU; chapter 7.1b times it the same way)")
     args = ap.parse_args(argv)
-    if args.threads is not None:
-        torch.set_num_threads(whole_number("--threads", args.threads))
-    r = bench(repeats=args.repeats)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(whole_number("--threads", args.threads))
+    try:
+        r = bench(repeats=args.repeats)
+    finally:
+        torch.set_num_threads(threads)          # make bench runs other benchmarks in the same process
     c = r["config"]
     print(f"Greedy generation of {c['new_tokens']} new tokens after a {c['prompt']}-token prompt, tiny random "
           f"Llama (n_layers={c['n_layers']}, d_model={c['d_model']}, n_heads={c['n_heads']}, "
-          f"n_kv_heads={c['n_kv_heads']}, vocab={c['vocab']}), CPU, {torch.get_num_threads()} threads, "
+          f"n_kv_heads={c['n_kv_heads']}, vocab={c['vocab']}), CPU, {args.threads} thread(s), "
           f"{c['repeats']} interleaved repeats")
     for name in ("labkit, KV cache", "labkit, no cache", "HF generate (cache)"):
         print(f"  {name:<22s} {r[name]:8.0f} tokens/s (median)")
