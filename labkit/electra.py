@@ -11,7 +11,8 @@ where L_disc is the binary cross-entropy over **every** real token, not only the
 scores: that is where ELECTRA's efficiency comes from. Sampling is not differentiable, so the
 discriminator's loss does not reach the generator (the paper: "we do not back-propagate the
 discriminator loss through the generator"). After pretraining the generator is thrown away and
-the discriminator is the model one fine-tunes.
+the discriminator is the model one fine-tunes. (The paper also ties the two models' token embeddings;
+here the generator is narrower and keeps its own, which changes nothing above.)
 
 Use it with :func:`labkit.train.fit`::
 
