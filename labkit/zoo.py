@@ -560,7 +560,8 @@ class Pretrained:
     def __str__(self) -> str:
         n = sum(p.numel() for p in self.model.parameters())
         kind = "real pretrained weights" if self.real_weights else "RANDOM weights (not a pretrained result)"
-        return f"{self.name}: {n / 1e6:.1f}M parameters, {kind}, from {self.source}"
+        size = f"{n / 1e6:.1f}M" if n >= 100_000 else f"{n / 1e3:.1f}K"
+        return f"{self.name}: {size} parameters, {kind}, from {self.source}"
 
 
 def _require(c: ModelCard) -> None:
