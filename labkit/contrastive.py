@@ -140,10 +140,12 @@ def contrastive_loss(output, target=None) -> torch.Tensor:
 @torch.no_grad()
 def zero_shot_predict(model: TinyCLIP, images: torch.Tensor, class_ids: torch.Tensor,
                       class_mask: torch.Tensor) -> torch.Tensor:
-    """For each image, the index of the class text (one caption per class) most similar to it."""
+    """For each image, the index of the class text (one caption per class) most similar to it (on the CPU)."""
     whole_number("number of class texts", len(class_ids), minimum=2)
+    device = model.logit_scale.device
     was = model.training
     model.eval()
-    scores = clip_logits(model.encode_image(images), model.encode_text(class_ids, class_mask), model.logit_scale)
+    scores = clip_logits(model.encode_image(images.to(device)),
+                         model.encode_text(class_ids.to(device), class_mask.to(device)), model.logit_scale)
     model.train(was)
-    return scores.argmax(-1)
+    return scores.argmax(-1).cpu()

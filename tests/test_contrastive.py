@@ -42,7 +42,8 @@ def _hf_clip():
 def test_matches_hugging_face_clip(scale):
     model = _hf_clip()
     g = torch.Generator().manual_seed(1)
-    inputs = dict(input_ids=torch.randint(2, 50, (6, 7), generator=g), pixel_values=torch.randn(6, 3, 8, 8, generator=g))
+    inputs = dict(input_ids=torch.randint(2, 50, (6, 7), generator=g),
+                  pixel_values=torch.randn(6, 3, 8, 8, generator=g))
     with torch.no_grad():
         model.logit_scale.fill_(math.log(scale))
         out = model(**inputs, return_loss=True)

@@ -8,7 +8,7 @@ import torch
 from labkit.data.corpus import make_corpus
 from labkit.data.corruption import (bart_noise, infilling_span_lengths, random_spans_mask, restore_spans,
                                     sentence_permutation, sentinel_ids, seq2seq_dataset, span_corruption,
-                                    text_infilling)
+                                    split_sentences, text_infilling)
 from labkit.data.pretraining import IGNORE
 from labkit.data.tokenizer import get_tokenizer
 
@@ -167,24 +167,15 @@ def test_span_lengths_follow_poisson_3():
     assert sum(infilling_span_lengths(1000, generator=_g(7))) == 300
 
 
-def _sentences(ids):
-    out, current = [], []
-    for t in ids:
-        current.append(t)
-        if t == DOT:
-            out.append(tuple(current))
-            current = []
-    return out + ([tuple(current)] if current else [])
-
-
 def test_sentence_permutation_shuffles_whole_sentences_uniformly():
     ids = DOCS[0]
     firsts = Counter()
     for seed in range(1000):
         out = sentence_permutation(ids, DOT, generator=_g(seed))
-        assert sorted(_sentences(out)) == sorted(_sentences(ids))          # the same sentences, each whole
-        firsts[_sentences(out)[0]] += 1
+        assert sorted(split_sentences(out, DOT)) == sorted(split_sentences(ids, DOT))   # the same sentences, whole
+        firsts[tuple(split_sentences(out, DOT)[0])] += 1
     assert len(firsts) == 5 and all(abs(c / 1000 - 0.2) < 0.05 for c in firsts.values()), firsts
+    assert split_sentences([100, DOT, 101, 102], DOT) == [[100, DOT], [101, 102]]   # a last part without a stop counts
 
 
 def test_bart_noise_targets_the_original():

@@ -32,7 +32,7 @@ from ..check import number, positive, probability, whole_number
 from .pretraining import IGNORE
 
 __all__ = ["sentinel_ids", "random_spans_mask", "span_corruption", "restore_spans", "infilling_span_lengths",
-           "text_infilling", "sentence_permutation", "bart_noise", "seq2seq_dataset"]
+           "text_infilling", "split_sentences", "sentence_permutation", "bart_noise", "seq2seq_dataset"]
 
 
 # ---------------------------------------------------------------- T5: span corruption
@@ -167,17 +167,21 @@ def text_infilling(ids: Sequence[int], mask_id: int, *, mask_ratio: float = 0.3,
     return out, spans
 
 
-def sentence_permutation(ids: Sequence[int], sentence_end_id: int, *,
-                         generator: torch.Generator | None = None) -> list[int]:
-    """BART's sentence permutation: split after each ``sentence_end_id`` (a full stop) and shuffle the sentences."""
+def split_sentences(ids: Sequence[int], sentence_end_id: int) -> list[list[int]]:
+    """The sentences of a document: cut after each ``sentence_end_id`` (a trailing part without one counts too)."""
     sentences, current = [], []
     for token in ids:
         current.append(int(token))
         if token == sentence_end_id:
             sentences.append(current)
             current = []
-    if current:
-        sentences.append(current)
+    return sentences + ([current] if current else [])
+
+
+def sentence_permutation(ids: Sequence[int], sentence_end_id: int, *,
+                         generator: torch.Generator | None = None) -> list[int]:
+    """BART's sentence permutation: split after each ``sentence_end_id`` (a full stop) and shuffle the sentences."""
+    sentences = split_sentences(ids, sentence_end_id)
     order = torch.randperm(len(sentences), generator=generator).tolist()
     return [t for k in order for t in sentences[k]]
 
