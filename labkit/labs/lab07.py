@@ -350,7 +350,8 @@ def verdict(runs: list[SwapRun], chance: float) -> list[str]:
         line = (f"{r.model} ({kind}): train {r.train_acc:.3f}, test {r.test_acc:.3f}, "
                 f"{_against_chance(r.test_acc, chance)} ({chance:.3f})")
         if r.train_acc - r.test_acc >= 0.15 and r.train_acc - chance >= 0.15:
-            line += "; it fits its training reviews far better than the held-out sentiment words"
+            line += ("; the gap between train and test says it learned the training reviews' own words, "
+                     "which the test split does not use")
         lines.append(line)
     ranked = sorted(runs, key=lambda r: r.test_acc, reverse=True)
     if len(ranked) > 1:
@@ -378,7 +379,7 @@ def exercises(families: dict[str, zoo.Pretrained], texts: list[str], swapped: zo
     one_of("precision", precision, DTYPES)
     number("gpu_gib", gpu_gib, minimum=1)
     batch = reach_batch(enc.tokenizer, texts)
-    n_short, padded = int(batch["attention_mask"][0].sum()), batch["input_ids"].shape[1]
+    n_short = int(batch["attention_mask"][0].sum())
     whole_number("t", t, minimum=0, maximum=n_short - 1)
     real = RealSize(LLAMA)
     rc = real.config
@@ -430,7 +431,8 @@ def exercises(families: dict[str, zoo.Pretrained], texts: list[str], swapped: zo
             explain="(batch, target tokens, vocabulary): the source length only appears in the encoder's output "
                     "and in the cross-attention keys."),
         "7.3": _tuple_exercise(
-            "7.3", f"Two reviews are batched; the shorter (\"{short}\", {n_short} tokens) is padded to {padded}. "
+            "7.3", f"The shortest and the longest of the {len(texts)} reviews go in one padded batch "
+            f"(lab07.reach_batch): the shortest, \"{short}\", is padded to the longest's length. "
             f"Its token at position t={t} (counting from 0): to how many positions does it attend (weight > 0) "
             f"in the decoder {dec.name} (fed random ids of the same lengths: only positions matter), and in the "
             f"encoder {enc.name}? Answer (decoder, encoder).", 2, reach,
