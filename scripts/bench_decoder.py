@@ -30,7 +30,7 @@ def bench(n_layers=4, d_model=256, n_heads=8, n_kv_heads=2, vocab=8192, prompt=1
     hf = LlamaForCausalLM(HFLlamaConfig(
         vocab_size=vocab, hidden_size=d_model, intermediate_size=d_ff,
         num_hidden_layers=n_layers, num_attention_heads=n_heads, num_key_value_heads=n_kv_heads,
-        max_position_embeddings=prompt + new_tokens)).eval()
+        max_position_embeddings=prompt + new_tokens, initializer_range=0.1)).eval()   # 0.1: varied greedy tokens
     ours = Llama.from_hf(hf).eval()          # same configuration, same weights
     ids = torch.randint(1, vocab, (1, prompt), generator=torch.Generator().manual_seed(0))
     runs = {
