@@ -16,11 +16,18 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
+from .check import number, positive, whole_number
+
 __all__ = ["LogFloat", "Float", "Int", "Choice", "Toggle", "Panel"]
 
 
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+def _refusal(check: Callable, name: str, v: Any, **bounds) -> str | None:
+    """The message a :mod:`labkit.check` guard would raise for ``v``, or None when ``v`` is allowed."""
+    try:
+        check(name, v, **bounds)
+    except ValueError as e:
+        return str(e)
+    return None
 
 
 @dataclass
@@ -36,11 +43,7 @@ class LogFloat:
             raise ValueError(f"LogFloat needs 0 < low <= default <= high; got {self.low}, {self.default}, {self.high}")
 
     def validate(self, name: str, v: Any) -> str | None:
-        if not _is_number(v) or v <= 0:
-            return f"{name} must be a number > 0; got {v!r}"
-        if not self.low <= v <= self.high:
-            return f"{name} must be between {self.low:g} and {self.high:g}; got {v:g}"
-        return None
+        return _refusal(positive, name, v) or _refusal(number, name, v, minimum=self.low, maximum=self.high)
 
     def widget(self, name: str):
         import ipywidgets as w
@@ -69,9 +72,7 @@ class Float:
         return f".{_decimals(self.step)}f"
 
     def validate(self, name: str, v: Any) -> str | None:
-        if not _is_number(v) or not self.low <= v <= self.high:
-            return f"{name} must be a number between {self.low:g} and {self.high:g}; got {v!r}"
-        return None
+        return _refusal(number, name, v, minimum=self.low, maximum=self.high)
 
     def widget(self, name: str):
         import ipywidgets as w
@@ -98,9 +99,7 @@ class Int:
     label: str | None = None
 
     def validate(self, name: str, v: Any) -> str | None:
-        if isinstance(v, bool) or not isinstance(v, int) or not self.low <= v <= self.high:
-            return f"{name} must be a whole number from {self.low} to {self.high}; got {v!r}"
-        return None
+        return _refusal(whole_number, name, v, minimum=self.low, maximum=self.high)
 
     def widget(self, name: str):
         import ipywidgets as w

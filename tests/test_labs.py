@@ -201,7 +201,7 @@ def test_lab03b_panel_refuses_a_width_the_heads_cannot_split(stories, capsys):
     panel = lab03b.panel(lab03b.GPTLab(stories), width=32, depth=1, steps=10)
     assert panel.run(d_model=50) is None and panel.run(lr=0.0) is None
     out = capsys.readouterr().out
-    assert "d_model must be a multiple of n_heads = 4; got 50" in out and "lr must be a number > 0" in out
+    assert "d_model must be a multiple of n_heads = 4; got 50" in out and "lr must be a finite number > 0" in out
     assert panel.results == []
 
 
@@ -237,7 +237,7 @@ def test_lab04a_panel_shows_beta2_to_four_decimals(monkeypatch, capsys):
     monkeypatch.setattr(go.Figure, "show", lambda *a, **k: None)
     ends = panel.run(surface="quadratic", optimizer="adam", beta2=0.9)
     assert set(ends) == {"adam (lr=0.001)", "gd (lr=0.001)"}
-    assert panel.run(lr=0.0) is None and "lr must be a number > 0" in capsys.readouterr().out
+    assert panel.run(lr=0.0) is None and "lr must be a finite number > 0" in capsys.readouterr().out
 
 
 # ----------------------------------------------------------------------------- Lab 4b

@@ -21,8 +21,8 @@ def test_defaults_run():
 
 
 @pytest.mark.parametrize("override, words", [
-    (dict(lr=0.0), "lr must be a number > 0"), (dict(lr=-1.0), "lr must be a number > 0"),
-    (dict(lr=1.0), "lr must be between"), (dict(batch_size=0), "batch_size must be a whole number from 1"),
+    (dict(lr=0.0), "lr must be a finite number > 0"), (dict(lr=-1.0), "lr must be a finite number > 0"),
+    (dict(lr=1.0), "lr must be a finite number from"), (dict(batch_size=0), "batch_size must be a whole number from 1"),
     (dict(batch_size=48), "batch_size must be at most n_labels=32"), (dict(model="big"), "model must be one of"),
     (dict(freeze="yes"), "freeze must be True or False"), (dict(epochs=3), "unknown parameter 'epochs'"),
 ])
