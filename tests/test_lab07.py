@@ -134,8 +134,10 @@ def test_llama_check_says_where_a_count_is_off(ex, capsys, llama):
     c = llama[0]
     assert not ex["7.5"].check(WRONG_LLAMA["ignores the untied LM head"])
     out = capsys.readouterr().out
-    assert f"TinyLlama-1.1B (real: GQA 32/4, untied head): off by {-c.vocab_size * c.hidden_size:+,}" in out
-    assert "tiny, tied LM head" not in out                  # right there: nothing printed for it
+    assert (f"real TinyLlama-1.1B: {c.num_attention_heads} query / {c.num_key_value_heads} KV heads, MLP "
+            f"{c.intermediate_size}, untied LM head: off by {-c.vocab_size * c.hidden_size:+,}") in out
+    tied = [label for label, cfg in lab07.llama_configs().items() if cfg.tie_word_embeddings]
+    assert len(tied) == 1 and f"{tied[0]}:" not in out      # right for the tied config: nothing printed for it
 
     def todo(config):
         raise NotImplementedError

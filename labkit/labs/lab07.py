@@ -221,18 +221,20 @@ class RealSize:
 
 
 def llama_configs() -> dict[str, Any]:
-    """The configs a learner's ``llama_params`` is checked on: the real TinyLlama and tiny variants of it."""
+    """The configs a learner's ``llama_params`` is checked on: the real TinyLlama and tiny variants of it
+    (grouped-query, tied head, one KV head per query head, a single KV head with a wider MLP), by description."""
     c = zoo.card(LLAMA)
-    variants = {"TinyLlama-1.1B (real: GQA 32/4, untied head)": ("real", {}),
-                "tiny (GQA 8/2, untied head)": ("tiny", {}),
-                "tiny, tied LM head": ("tiny", {"tie_word_embeddings": True}),
-                "tiny, full multi-head attention (8/8)": ("tiny", {"num_key_value_heads": 8}),
-                "tiny, one KV head (8/1), wider MLP": ("tiny", {"num_key_value_heads": 1, "intermediate_size": 256})}
+    tiny = c.config("tiny")
+    variants = [("real", {}), ("tiny", {}), ("tiny", {"tie_word_embeddings": True}),
+                ("tiny", {"num_key_value_heads": tiny.num_attention_heads}),
+                ("tiny", {"num_key_value_heads": 1, "intermediate_size": 2 * tiny.intermediate_size})]
     out = {}
-    for label, (size, overrides) in variants.items():
+    for size, overrides in variants:
         cfg = c.config(size)
         for k, v in overrides.items():
             setattr(cfg, k, v)
+        label = (f"{size} {LLAMA}: {cfg.num_attention_heads} query / {cfg.num_key_value_heads} KV heads, "
+                 f"MLP {cfg.intermediate_size}, {'tied' if cfg.tie_word_embeddings else 'untied'} LM head")
         out[label] = cfg
     return out
 
