@@ -12,7 +12,8 @@ from transformers import LlamaConfig as HFLlamaConfig
 from transformers import ViTConfig as HFViTConfig
 from transformers import ViTModel
 
-from labkit.nn.llama import KVCache, Llama, LlamaConfig, apply_rope, kv_cache_bytes, rope_angles
+from labkit import sizing
+from labkit.nn.llama import KVCache, Llama, LlamaConfig, apply_rope, llama_config_from_hf, rope_angles
 from labkit.nn.seq2seq import Seq2Seq, Seq2SeqConfig
 from labkit.nn.transformer import RMSNorm
 from labkit.nn.vit import ViT, ViTConfig
@@ -133,13 +134,16 @@ def test_sampling_is_seeded_and_the_cache_does_not_change_it(llama_pair):
     assert not torch.equal(sample(7), ours.generate(prompt, 20, greedy=True))
 
 
-def test_gqa_shrinks_the_kv_cache_by_the_group_size():
-    mha = LlamaConfig(vocab_size=10, max_len=32, d_model=64, n_heads=8)
-    gqa = LlamaConfig(vocab_size=10, max_len=32, d_model=64, n_heads=8, n_kv_heads=2)
-    for cfg in (mha, gqa):
-        assert KVCache(cfg, batch=3).nbytes == kv_cache_bytes(cfg, 3, 32, bytes_per_number=4)
-    assert kv_cache_bytes(mha, 1, 100) == 4 * kv_cache_bytes(gqa, 1, 100)
-    assert kv_cache_bytes(mha, 1, 100) == 2 * 2 * 100 * 64 * 2   # K and V, 2 layers, 100 positions, width 64, bf16
+def test_the_kv_cache_allocates_what_the_sizing_formula_says_and_gqa_divides_it():
+    def hf_config(kv_heads):
+        return HFLlamaConfig(vocab_size=10, hidden_size=64, intermediate_size=176, num_hidden_layers=2,
+                             num_attention_heads=8, num_key_value_heads=kv_heads, max_position_embeddings=32)
+
+    for kv_heads in (8, 2, 1):
+        cache = KVCache(llama_config_from_hf(hf_config(kv_heads)), batch=3)
+        assert cache.k.shape == (2, 3, kv_heads, 32, 8)
+        assert cache.nbytes == sizing.kv_cache_bytes(hf_config(kv_heads), seq_len=32, batch=3, precision="fp32")
+    assert sizing.kv_cache_bytes(hf_config(8), 100) == 4 * sizing.kv_cache_bytes(hf_config(2), 100)
 
 
 # ---------------------------------------------------------------- the encoder-decoder

@@ -143,7 +143,8 @@ class KVCache:
 
     Preallocated for ``capacity`` positions: keys and values are each (n_layers, B, n_kv_heads,
     capacity, head_dim). ``length`` counts the positions filled. Memory: 2 * n_layers * B * n_kv_heads
-    * capacity * head_dim numbers, so n_kv_heads < n_heads (GQA) shrinks it by n_heads / n_kv_heads.
+    * capacity * head_dim numbers, so n_kv_heads < n_heads (GQA) shrinks it by n_heads / n_kv_heads
+    (``labkit.sizing.kv_cache_bytes`` computes it from a Hugging Face config).
     """
 
     def __init__(self, cfg: LlamaConfig, batch: int, capacity: int | None = None, *,
@@ -165,11 +166,6 @@ class KVCache:
     @property
     def nbytes(self) -> int:
         return self.k.nbytes + self.v.nbytes
-
-
-def kv_cache_bytes(cfg: LlamaConfig, batch: int, seq_len: int, bytes_per_number: int = 2) -> int:
-    """Memory of a KV cache holding seq_len positions: 2 (K and V) * layers * batch * kv heads * seq * head_dim."""
-    return 2 * cfg.n_layers * batch * cfg.n_kv_heads * seq_len * cfg.head_dim * bytes_per_number
 
 
 # ---------------------------------------------------------------- grouped-query attention
