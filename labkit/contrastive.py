@@ -26,7 +26,7 @@ from torch import nn
 
 from .check import whole_number
 from .nn.transformer import BertEncoder, TransformerConfig
-from .objectives import mean_pool
+from .nn.classifier import mean_pool
 
 __all__ = ["LOGIT_SCALE_INIT", "LOGIT_SCALE_MAX", "clip_logits", "clip_loss", "duplicate_floor",
            "DIGIT_WORDS", "CAPTION_TEMPLATES", "digit_captions", "DigitImageEncoder", "CaptionEncoder", "TinyCLIP",
