@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..check import number, positive, whole_number
+from .sampling import next_token
 from .transformer import RMSNorm
 
 
@@ -325,18 +326,6 @@ def _check_generation(cfg: LlamaConfig, idx, max_new_tokens, temperature, top_k)
                  minimum=0, maximum=cfg.max_len - T)
     number("temperature", temperature, minimum=0, open_low=True)
     whole_number("top_k", top_k, minimum=1, allow_none=True)
-
-
-def next_token(logits: torch.Tensor, *, greedy: bool = False, temperature: float = 1.0, top_k: int | None = None,
-               generator: torch.Generator | None = None) -> torch.Tensor:
-    """(B, vocab_size) logits -> (B, 1) next ids: the argmax, or a sample from softmax(logits / T), top-k kept."""
-    if greedy:
-        return logits.argmax(-1, keepdim=True)
-    logits = logits / temperature
-    if top_k is not None:
-        kth = torch.topk(logits, min(top_k, logits.size(-1))).values[:, -1:]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
-    return torch.multinomial(logits.softmax(-1), 1, generator=generator)
 
 
 # ---------------------------------------------------------------- measuring generation

@@ -15,6 +15,7 @@ from torch import nn
 
 from ..check import number, one_of, positive, probability, whole_number
 from .attention import MultiHeadAttention, padding_mask, sinusoidal_positions
+from .sampling import next_token
 
 
 @dataclass
@@ -245,20 +246,8 @@ class GPT(nn.Module):
         for _ in range(max_new_tokens):
             # crop to the last max_len tokens (the positions the model has), predict from the last one
             logits = self(idx[:, -self.cfg.max_len:])[:, -1, :]          # (B, vocab_size)
-            if greedy:
-                nxt = logits.argmax(-1, keepdim=True)
-            else:
-                logits = logits / temperature                            # < 1 sharpens, > 1 flattens
-                if top_k is not None:                                    # keep the k most likely
-                    kth = torch.topk(logits, min(top_k, logits.size(-1))).values[:, -1:]
-                    logits = logits.masked_fill(logits < kth, float("-inf"))
-                if top_p is not None:                                    # keep the smallest set with mass >= p
-                    sorted_logits, order = logits.sort(-1, descending=True)
-                    cum = sorted_logits.softmax(-1).cumsum(-1)
-                    drop = cum - sorted_logits.softmax(-1) >= top_p      # mass BEFORE this token already >= p
-                    sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
-                    logits = torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
-                nxt = torch.multinomial(logits.softmax(-1), 1, generator=generator)
+            nxt = next_token(logits, greedy=greedy, temperature=temperature, top_k=top_k, top_p=top_p,
+                             generator=generator)
             idx = torch.cat([idx, nxt], dim=1)
         return idx
 
