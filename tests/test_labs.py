@@ -19,7 +19,7 @@ from labkit.finetune import count_parameters
 from labkit.labs import lab02, lab03a, lab03b, lab04a, lab04b, lab05
 from labkit.nn import BertEncoder
 from labkit.numpy_nn import sigmoid, softmax
-from labkit.transfer import Encoders, RunResult
+from labkit.transfer import Encoders, RunResult, closer_to_own_sentiment
 
 
 def states_answer(hint: str, value) -> bool:
@@ -45,8 +45,9 @@ def reviews():
     return make_reviews(seed=0, n_test=40)
 
 
-def _result(arm, acc):
-    return RunResult(arm, 16, acc, 0.5, 10, 1.0, history=None)
+def _result(arm, acc, train=1.0):
+    return RunResult(arm, 16, acc, 0.5, 10, 1.0, history=None,
+                     accuracy={"train": train, "val": 0.9, "unseen": acc})
 
 
 def test_lab02_right_answers_pass_and_naive_ones_fail(encoders, reviews):
@@ -55,9 +56,12 @@ def test_lab02_right_answers_pass_and_naive_ones_fail(encoders, reviews):
     encoder = count_parameters(encoders.loaded.model)
     held_out = [w for lab in HELD_OUT_WORDS.values() for w in lab["adj"]]
     labels = reviews.labels("test")
+    own = {arm: sum(r["own sentiment closer"] for r in closer_to_own_sentiment(encoders.encoder(arm),
+                                                                                encoders.tokenizer))
+           for arm in ("pretrained", "scratch")}
     right = {"2.1": 2 * width + 2, "2.2": encoder + 2 * width + 2, "2.3": 0,
-             "2.4": max(Counter(labels).values()) / len(labels)}
-    assert set(ex) == set(right)  # 2.5 needs a run
+             "2.4": max(Counter(labels).values()) / len(labels), "2.5": own["pretrained"] - own["scratch"]}
+    assert set(ex) == set(right)
     for key, answer in right.items():
         assert ex[key].check(answer), key
         assert not states_answer(ex[key].hint, answer), key
@@ -65,15 +69,20 @@ def test_lab02_right_answers_pass_and_naive_ones_fail(encoders, reviews):
     assert refuses(ex["2.2"], encoder, 2 * width + 2)                # the encoder alone; the head alone
     assert refuses(ex["2.3"], len(held_out))                         # "all of them"
     assert refuses(ex["2.4"], 1.0, 0.0, 1 / 3)
+    # 2.5: one encoder's count alone, "all of them", a coin, no difference, the sign the wrong way round
+    assert refuses(ex["2.5"], own["pretrained"], own["scratch"], len(held_out), len(held_out) // 2, 0,
+                   own["scratch"] - own["pretrained"])
 
 
-def test_lab02_exercise_5_follows_the_run(encoders, reviews):
-    run = {"scratch": _result("scratch", 0.55), "pretrained": _result("pretrained", 0.8)}
-    ex = lab02.exercises(encoders, reviews, default_run=run)
-    assert ex["2.5"].check("pretrained") and not ex["2.5"].check("scratch")
-    flipped = {"scratch": _result("scratch", 0.9), "pretrained": _result("pretrained", 0.6)}
-    assert lab02.exercises(encoders, reviews, default_run=flipped)["2.5"].check("scratch")
-    assert lab02.winner(None) is None
+def test_lab02_verdict_follows_the_numbers():
+    ahead = lab02.verdict({"scratch": _result("scratch", 0.52), "pretrained": _result("pretrained", 0.84)})
+    assert "the pretrained arm is ahead (+32.0 points" in ahead
+    assert "scratch fits its 16 labels (train accuracy >= 0.95) and is within 10 points of chance" in ahead
+    assert "pretrained fits its 16 labels (train accuracy >= 0.95) and is more than 10 points above chance" in ahead
+    behind = lab02.verdict({"scratch": _result("scratch", 0.9, train=0.7), "pretrained": _result("pretrained", 0.6)})
+    assert "the scratch arm is ahead (-30.0 points" in behind and "scratch does not fit its 16 labels" in behind
+    level = lab02.verdict({"scratch": _result("scratch", 0.61), "pretrained": _result("pretrained", 0.6)})
+    assert "the two arms are level" in level
 
 
 def test_lab02_panel_refuses_a_batch_larger_than_the_labels(encoders, reviews, capsys):
@@ -91,7 +100,10 @@ def test_lab02_a_run_trains_both_arms_with_the_settings_asked(encoders, reviews)
     head = 2 * encoders.loaded.model.config.hidden_size + 2
     assert [r["arm"] for r in lab.rows] == ["scratch", "pretrained"]
     assert all(r["frozen"] and r["labels"] == 16 and r["trainable params"] == head for r in lab.rows)
+    assert all(0 <= r[k] <= 1 for r in lab.rows for k in ("train accuracy", "val accuracy", "test accuracy"))
+    assert set(out["scratch"].accuracy) == {"train", "val", "unseen"}
     assert list(lab.table()["arm"]) == ["scratch", "pretrained"]
+    assert f"test (held-out words) {out['scratch'].test_acc:.3f}" in lab02.verdict(out)
 
 
 # ----------------------------------------------------------------------------- Lab 3a

@@ -2,8 +2,8 @@
 
 :class:`TwoArms` trains both arms per call (one live plot, one table of every run);
 :func:`panel` puts the labelled-set size, learning rate, epochs, batch size and
-freezing on controls. Every expected answer of :func:`exercises` is computed from
-the data or the model.
+freezing on controls; :func:`verdict` words what one run measured. Every expected
+answer of :func:`exercises` is computed from the data or the model.
 """
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from ..exercises import Exercise
 from ..finetune import count_parameters, freeze
 from ..nn import SequenceClassifier
 from ..plots import LiveLossPlot
-from ..transfer import ARMS, RunResult, train_classifier
+from ..transfer import ARMS, FRAME, RunResult, closer_to_own_sentiment, train_classifier
 from ..widgets import Int, LogFloat, Panel, Toggle
 
-__all__ = ["TwoArms", "batch_fits", "panel", "winner", "exercises"]
+__all__ = ["TwoArms", "batch_fits", "panel", "verdict", "own_sentiment_count", "exercises"]
 
 
 class TwoArms:
@@ -37,7 +37,8 @@ class TwoArms:
                                  with_val=True)
             out[arm] = r
             self.rows.append({"labels": n_labels, "lr": lr, "epochs": epochs, "frozen": freeze_encoder, "arm": arm,
-                              "trainable params": r.trainable, "test accuracy": round(r.test_acc, 3),
+                              "trainable params": r.trainable, "train accuracy": round(r.accuracy["train"], 3),
+                              "val accuracy": round(r.accuracy["val"], 3), "test accuracy": round(r.test_acc, 3),
                               "seconds": round(r.seconds, 1)})
         display(self.table())
         return out
@@ -61,17 +62,34 @@ def panel(lab: TwoArms, n_labels: int, epochs: int) -> Panel:
                  epochs=Int(1, 30, epochs), batch_size=Int(4, 64, 16, step=4), freeze_encoder=Toggle(False))
 
 
-def winner(results: dict[str, RunResult] | None) -> str | None:
-    """The arm with the higher test accuracy in one run of :meth:`TwoArms.run` (None without a run)."""
-    return max(results.values(), key=lambda r: r.test_acc).arm if results else None
+def verdict(results: dict[str, RunResult], chance: float = 0.5, near: float = 0.10) -> str:
+    """What one run of :meth:`TwoArms.run` measured, worded from its numbers (one seed: a single run)."""
+    pre, scratch = results["pretrained"], results["scratch"]
+    gap = 100 * (pre.test_acc - scratch.test_acc)
+    lead = ("the pretrained arm is ahead" if gap >= 2 else "the scratch arm is ahead" if gap <= -2
+            else "the two arms are level")
+    lines = [f"{arm}: train {r.accuracy['train']:.3f}, validation (seen words) {r.accuracy['val']:.3f}, "
+             f"test (held-out words) {r.test_acc:.3f}" for arm, r in results.items()]
+    lines.append(f"On the held-out-word test {lead} ({gap:+.1f} points, one seed).")
+    for arm, r in results.items():
+        where = (f"within {100 * near:.0f} points of chance" if abs(r.test_acc - chance) <= near else
+                 f"more than {100 * near:.0f} points {'above' if r.test_acc > chance else 'below'} chance")
+        fit = "fits" if r.accuracy["train"] >= 0.95 else "does not fit"
+        lines.append(f"{arm} {fit} its {r.n_labels} labels (train accuracy >= 0.95) and is {where} on the test.")
+    return "\n".join(lines)
+
+
+def own_sentiment_count(encoder, tokenizer) -> int:
+    """How many held-out adjectives ``encoder`` puts closer to the seen adjectives of their own sentiment."""
+    return sum(row["own sentiment closer"] for row in closer_to_own_sentiment(encoder, tokenizer))
 
 
 def _words(texts) -> set[str]:
     return {w.strip(".,!?:;") for t in texts for w in t.lower().split()}
 
 
-def exercises(encoders, data: Reviews, default_run: dict[str, RunResult] | None = None) -> dict[str, Exercise]:
-    """Questions 2.1-2.4, and 2.5 about ``default_run`` (a result of :meth:`TwoArms.run`) when one is given."""
+def exercises(encoders, data: Reviews) -> dict[str, Exercise]:
+    """Questions 2.1-2.5: parameter counts, the data, chance, and what the encoder knew before any label."""
     def head_only() -> int:
         model = SequenceClassifier(encoders.encoder("pretrained"), n_classes=2)
         freeze(model.encoder)
@@ -88,7 +106,11 @@ def exercises(encoders, data: Reviews, default_run: dict[str, RunResult] | None 
         labels = data.labels("test")
         return max(labels.count(0), labels.count(1)) / len(labels)
 
-    ex = {
+    def head_start() -> int:
+        return (own_sentiment_count(encoders.encoder("pretrained"), encoders.tokenizer)
+                - own_sentiment_count(encoders.encoder("scratch"), encoders.tokenizer))
+
+    return {
         "2.1": Exercise("2.1", "With the encoder frozen, how many parameters does the classifier train?",
                         expected=head_only, explain="Only the linear head trains: weights + biases.",
                         hint="only the new head trains: what is the shape of its weight matrix (the sentence vector's "
@@ -103,9 +125,14 @@ def exercises(encoders, data: Reviews, default_run: dict[str, RunResult] | None 
         "2.4": Exercise("2.4", "What test accuracy does always predicting the most common label get?",
                         expected=chance, hint="count how often each label occurs in the test split",
                         explain="Anything near this number has learned nothing that transfers."),
+        "2.5": Exercise(
+            "2.5", "Before any label: labkit.transfer.closer_to_own_sentiment(encoder, tokenizer) says, for each of "
+            f"the 20 held-out adjectives, whether the encoder's sentence vector of {FRAME.format('___')!r} is closer "
+            "to the seen adjectives of its own sentiment. How many more held-out adjectives does the pretrained "
+            "encoder place on their own sentiment's side than the randomly initialised one (the scratch arm's "
+            "start)?", expected=head_start,
+            hint="run it on encoders.encoder('pretrained') and on encoders.encoder('scratch') with "
+                 "encoders.tokenizer, count the rows where 'own sentiment closer' is True for each, and subtract",
+            explain="A head trained on the seen words can carry over to a held-out word only the direction the "
+                    "encoder already gives it; compare each count with 10 of 20, what a coin would give."),
     }
-    if default_run:
-        ex["2.5"] = Exercise("2.5", "In the default run above, which arm had the higher test accuracy: 'scratch' or "
-                             "'pretrained'?", expected=winner(default_run),
-                             hint="read the 'test accuracy' column of the table under the plot")
-    return ex
