@@ -35,7 +35,8 @@ from .check import number, one_of, whole_number
 
 __all__ = ["SAMPLE_RATE", "check_clip", "hann_window", "stft", "power_spectrogram", "hz_to_mel", "mel_to_hz",
            "mel_filterbank", "log_mel", "ctc_loss", "ctc_forward", "ctc_objective", "min_ctc_frames", "collapse",
-           "greedy_decode", "edit_distance", "error_rate", "SpectrogramCNN", "WaveformClassifier", "FrameTagger"]
+           "greedy_decode", "edit_distance", "error_rate", "SpectrogramCNN", "WAV2VEC2_20_MS", "WaveformClassifier",
+           "FrameTagger"]
 
 SAMPLE_RATE = 16_000      # Hz: what wav2vec 2.0 and Whisper expect, and what labkit.data.sounds generates
 
@@ -45,7 +46,8 @@ def check_clip(clip, sample_rate: int, *, expected_rate: int = SAMPLE_RATE, min_
     """A clip as a float tensor of shape (samples,) or (clips, samples), else a ValueError saying what was expected.
 
     Refused: another sample rate (resample first), a rank other than 1 or 2 (a channel axis: mix to mono
-    first), fewer than ``min_samples`` samples (an empty clip), NaN or infinite samples.
+    first), fewer than ``min_samples`` samples (an empty clip), integer samples (PCM: scale them first),
+    NaN or infinite samples.
     """
     if sample_rate != expected_rate:
         raise ValueError(f"sample_rate must be {expected_rate} Hz (what these features expect); got {sample_rate!r}. "
@@ -59,7 +61,8 @@ def check_clip(clip, sample_rate: int, *, expected_rate: int = SAMPLE_RATE, min_
         raise ValueError(f"clip is {what}; it needs at least {min_samples} samples "
                          f"({1000 * min_samples / expected_rate:.1f} ms at {expected_rate} Hz)")
     if not x.is_floating_point():
-        x = x.float()
+        raise ValueError(f"clip has {x.dtype} samples; expected float amplitudes in about [-1, 1] "
+                         "(for 16-bit PCM, divide by 32768)")
     if not torch.isfinite(x).all():
         raise ValueError("clip has NaN or infinite samples; expected finite amplitudes (about -1 to 1)")
     return x
@@ -77,7 +80,7 @@ def _dft_basis(n_fft: int) -> tuple[torch.Tensor, torch.Tensor]:
     """cos and -sin of 2 pi k n / n_fft for the n_fft // 2 + 1 non-negative frequencies k: (n_fft, n_freqs) each."""
     n = torch.arange(n_fft, dtype=torch.float64)[:, None]
     k = torch.arange(n_fft // 2 + 1, dtype=torch.float64)[None, :]
-    angle = 2 * math.pi * ((n * k) % n_fft) / n_fft   # the modulo keeps the angle small, so float64 stays exact
+    angle = 2 * math.pi * ((n * k) % n_fft) / n_fft   # the modulo keeps the angle below 2 pi: accurate sines
     return torch.cos(angle), -torch.sin(angle)
 
 
@@ -103,7 +106,7 @@ def stft(clip: torch.Tensor, n_fft: int = 400, hop_length: int = 160, *, center:
     if x.shape[-1] < n_fft:
         raise ValueError(f"clip must have at least n_fft = {n_fft} samples without centring; got {x.shape[-1]}")
     frames = x.unfold(-1, n_fft, hop_length)          # (..., frames, n_fft): a view, no copy
-    windowed = frames * hann_window(n_fft, x.dtype)
+    windowed = frames * hann_window(n_fft).to(x.dtype)
     cos, sin = (b.to(x.dtype) for b in _dft_basis(n_fft))
     real, imag = windowed @ cos, windowed @ sin       # the DFT as a matrix product: (..., frames, n_freqs)
     return torch.complex(real, imag).transpose(-1, -2)
@@ -194,9 +197,9 @@ def _log_add(*terms: torch.Tensor) -> torch.Tensor:
 
 
 def _padded_targets(targets: torch.Tensor, target_lengths: torch.Tensor) -> torch.Tensor:
-    """(N, S) targets, from either padded (N, S) or concatenated (sum of lengths,) form."""
+    """(N, S) targets with S >= 1, from either padded (N, S) or concatenated (sum of lengths,) form."""
     if targets.ndim == 2:
-        return targets
+        return targets if targets.shape[1] else targets.new_zeros(len(targets), 1)
     longest = int(target_lengths.max()) if len(target_lengths) else 0
     out = targets.new_zeros(len(target_lengths), max(longest, 1))
     for i, piece in enumerate(torch.split(targets, target_lengths.tolist())):
@@ -339,6 +342,13 @@ class SpectrogramCNN(nn.Module):
     def forward(self, spectrogram: torch.Tensor) -> torch.Tensor:
         h = self.features(spectrogram[:, None])                            # (N, channels, mels', frames')
         return self.head(h.mean(dim=(-2, -1)))
+
+
+# The zoo's tiny wav2vec 2.0 has a 3-layer feature encoder (one frame per 1.25 ms: 400 frames for half a
+# second, slow to attend over). These overrides give it the published model's seven layers, kernels and
+# strides (one frame per 20 ms), still 32 channels wide: ``zoo.build(name, "tiny", **WAV2VEC2_20_MS)``.
+WAV2VEC2_20_MS = dict(num_feat_extract_layers=7, conv_dim=[32] * 7, conv_stride=[5, 2, 2, 2, 2, 2, 2],
+                      conv_kernel=[10, 3, 3, 3, 3, 2, 2])
 
 
 class WaveformClassifier(nn.Module):

@@ -95,6 +95,7 @@ def test_log_mel_of_a_batch_is_per_clip():
     (np.zeros((2, 1, 8000), dtype=np.float32), 16000, ["(samples,) or (clips, samples)", "mono", "(2, 1, 8000)"]),
     (np.zeros(8000, dtype=np.float32), 8000, ["16000 Hz", "got 8000", "Resample"]),
     (np.full(8000, np.nan, dtype=np.float32), 16000, ["NaN"]),
+    (np.zeros(8000, dtype=np.int16), 16000, ["int16", "float amplitudes", "32768"]),
 ])
 def test_bad_clips_are_refused_with_what_was_expected(clip, rate, words):
     with pytest.raises(ValueError) as e:
@@ -157,6 +158,13 @@ def test_ctc_needs_a_blank_between_equal_labels():
     assert math.isinf(audio.ctc_loss(lp[:-1], target, short, length, reduction="sum").item())
     assert math.isinf(F.ctc_loss(lp[:-1], target, short, length, reduction="sum").item())
     assert audio.ctc_loss(lp[:-1], target, short, length, zero_infinity=True).item() == 0.0
+
+
+def test_ctc_loss_of_empty_targets_is_all_blanks():
+    lp = torch.randn(7, 2, 4, dtype=torch.float64).log_softmax(-1)
+    for targets in (torch.zeros(2, 0, dtype=torch.long), torch.zeros(0, dtype=torch.long)):
+        loss = audio.ctc_loss(lp, targets, torch.tensor([7, 5]), torch.tensor([0, 0]), reduction="none")
+        assert torch.allclose(loss, -torch.stack([lp[:7, 0, 0].sum(), lp[:5, 1, 0].sum()]))
 
 
 def test_ctc_gradient_is_finite_with_unreachable_states():
@@ -273,8 +281,10 @@ def test_models_output_shapes():
     out = audio.FrameTagger(40, 6)(feats)
     assert out.shape == (60, 3, 7) and torch.allclose(out.exp().sum(-1), torch.ones(60, 3))
     from labkit import zoo
-    body = zoo.build("wav2vec2-base-960h", "tiny").wav2vec2
+    body = zoo.build("wav2vec2-base-960h", "tiny", **audio.WAV2VEC2_20_MS).wav2vec2
     assert audio.WaveformClassifier(body, 6).eval()(torch.randn(2, 8000)).shape == (2, 6)
+    frames = body(torch.randn(1, 8000)).last_hidden_state.shape[1]
+    assert frames == 24                                         # one per 20 ms (the real model's 400-sample receptive field)
 
 
 def test_ctc_objective_trains_a_frame_tagger_on_a_toy_alignment():
