@@ -229,13 +229,11 @@ def training_pairs(pairs: np.ndarray, items: np.ndarray, n_negatives: int = 4, *
 
 
 def ridge_map(features: np.ndarray, targets: np.ndarray, alpha: float = 1.0):
-    """A linear map ``features -> targets`` by ridge regression (intercept not penalised); returns a function."""
-    number("alpha (ridge penalty)", alpha, minimum=0)
-    x = np.hstack([features, np.ones((len(features), 1))])
-    penalty = alpha * np.eye(x.shape[1])
-    penalty[-1, -1] = 0.0
-    w = np.linalg.solve(x.T @ x + penalty, x.T @ targets)
-    return lambda f: np.hstack([f, np.ones((len(f), 1))]) @ w
+    """A linear map ``features -> targets`` by ridge regression (scikit-learn's ``Ridge``: the intercept is not
+    penalised); returns the function that applies it."""
+    from sklearn.linear_model import Ridge
+    model = Ridge(alpha=number("alpha (ridge penalty)", alpha, minimum=0)).fit(features, targets)
+    return model.predict
 
 
 def tfidf_features(fit_on: list[str], transform: list[str]) -> tuple[np.ndarray, np.ndarray]:

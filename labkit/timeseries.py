@@ -189,31 +189,28 @@ class MLPForecaster(nn.Module):
 
 
 class LinearForecaster:
-    """A linear autoregression on scaled windows: ridge regression from the context to each future step."""
+    """A linear autoregression on scaled windows: ridge regression (scikit-learn) from the context to each future
+    step."""
 
     def __init__(self, alpha: float = 1.0):
         self.alpha = number("alpha (ridge penalty)", alpha, minimum=0)
-        self.weight: np.ndarray | None = None
+        self.model = None
 
     def fit(self, context: torch.Tensor, future: torch.Tensor) -> "LinearForecaster":
+        from sklearn.linear_model import Ridge
         mu, sd = _scale(context)
-        x = ((context - mu) / sd).double().numpy()
-        y = ((future - mu) / sd).double().numpy()
-        x1 = np.hstack([x, np.ones((len(x), 1))])
-        penalty = self.alpha * np.eye(x1.shape[1])
-        penalty[-1, -1] = 0.0                      # the intercept is not penalised
-        self.weight = np.linalg.solve(x1.T @ x1 + penalty, x1.T @ y)
+        self.model = Ridge(alpha=self.alpha).fit(((context - mu) / sd).double().numpy(),
+                                                 ((future - mu) / sd).double().numpy())
         return self
 
     def forecast(self, context) -> np.ndarray:
-        if self.weight is None:
+        if self.model is None:
             raise RuntimeError("call fit(context, future) before forecast")
         x = torch.as_tensor(np.atleast_2d(np.asarray(context, dtype=np.float64)))
-        if x.shape[-1] != self.weight.shape[0] - 1:
-            raise ValueError(f"context must hold {self.weight.shape[0] - 1} values; got {x.shape[-1]}")
+        if x.shape[-1] != self.model.n_features_in_:
+            raise ValueError(f"context must hold {self.model.n_features_in_} values; got {x.shape[-1]}")
         mu, sd = _scale(x)
-        x1 = np.hstack([((x - mu) / sd).numpy(), np.ones((len(x), 1))])
-        y = x1 @ self.weight * sd.numpy() + mu.numpy()
+        y = self.model.predict(((x - mu) / sd).numpy()) * sd.numpy() + mu.numpy()
         return y[0] if np.ndim(context) == 1 else y
 
 
