@@ -6,8 +6,8 @@ where the encoder starts. Two families of arms:
 
 * **all-MiniLM-L6-v2's architecture** (:class:`Encoders`): its published weights
   (``pretrained``) or the same 22.7M-parameter network with random weights
-  (``scratch``). Lab 2 and chapters 3.5 and 5.3 use these through
-  :func:`train_classifier`.
+  (``scratch``). Lab 2 and chapter 5.3 train them with :func:`train_classifier`;
+  chapter 3.5 takes its encoders from :class:`Encoders` too.
 * **the book's tiny BERT** (:class:`~labkit.nn.BertEncoder`, chapter 3.3, with a
   word-level tokenizer): random weights, or the weights left by masked-language-model
   pretraining on unlabelled text (:func:`pretrain_mlm`). Small enough to fit a
@@ -42,11 +42,10 @@ from .nn.classifier import mean_pool
 from .objectives import MLMPairForward, mlm_pair_loss
 from .train import History, accuracy, evaluate, fit, warmup_cosine
 
-__all__ = ["ARMS", "SPLITS", "Encoders", "BookEncoder", "Arm", "RunResult", "encode_texts", "encode_examples",
-           "seen_word_test", "held_out_splits", "tiny_bert_config", "pretrain_mlm", "book_arm", "train_classifier",
-           "train_arm",
-           "sweep", "results_table", "accuracy_table", "gap_verdicts", "sentence_vectors",
-           "closer_to_own_sentiment", "minilm_training_data"]
+__all__ = ["ARMS", "SPLITS", "FRAME", "Encoders", "BookEncoder", "Arm", "RunResult", "encode_texts",
+           "encode_examples", "seen_word_test", "held_out_splits", "tiny_bert_config", "pretrain_mlm", "book_arm",
+           "train_classifier", "train_arm", "sweep", "results_table", "accuracy_table", "gap_verdicts",
+           "sentence_vectors", "closer_to_own_sentiment", "minilm_training_data"]
 
 ARMS = ("scratch", "pretrained")
 SPLITS = {"train": "train", "val": "validation", "seen": "test: seen words", "unseen": "test: unseen words"}
@@ -100,7 +99,7 @@ class Encoders:
         torch.manual_seed(seed)
         return type(self.loaded.model)(self.loaded.model.config)  # same architecture, random weights
 
-    def arm(self, name: str, which: str, *, lr: float, steps: int) -> "Arm":
+    def arm(self, name: str, which: str, *, lr: float, steps: int) -> Arm:
         """An :class:`Arm` for :func:`sweep`: this encoder, ``which`` = "pretrained" or "scratch"."""
         one_of("which", which, ARMS)
         return Arm(name, lambda seed: self.encoder(which, seed), self.tokenizer, lr=lr, steps=steps)
@@ -149,7 +148,8 @@ def seen_word_test(data: Reviews, n: int = 250, seed: int = 1) -> list[tuple[str
     "has not seen these words"."""
     whole_number("n", n, minimum=2)
     taken = {t for split in ("train", "val", "test") for t in data.texts(split)}
-    fresh = make_reviews(seed=seed + 7919, n_train=4 * n, n_val=2, n_test=2).train  # a margin for repeats
+    # a generator seed other than the labelled splits', and 4n sentences: a margin for the few that repeat one
+    fresh = make_reviews(seed=seed + 7919, n_train=4 * n, n_val=2, n_test=2).train
     return balanced_subset([e for e in fresh if e[0] not in taken], n, seed=seed)
 
 
@@ -184,7 +184,7 @@ def pretrain_mlm(tokenizer, texts: list[str], cfg: TransformerConfig, *, steps: 
 
 
 def book_arm(name: str, tokenizer, start: TransformerConfig | BertForPretraining, *, lr: float,
-             steps: int) -> "Arm":
+             steps: int) -> Arm:
     """An :class:`Arm` on the book's tiny BERT: random weights from a config, or a copy of a pretrained model's
     encoder (its MLM head is dropped; the classifier gets a new head)."""
     if isinstance(start, TransformerConfig):
@@ -203,66 +203,46 @@ def _epochs_for(steps: int, n_examples: int, batch_size: int) -> int:
     return max(1, math.ceil(whole_number("steps", steps) / math.ceil(n_examples / batch_size)))
 
 
-def _train_and_test(model: nn.Module, tokenizer, examples, tests: dict[str, list], *, name: str, lr: float,
-                    epochs: int, batch_size: int, seed: int, callbacks, val_every_epoch: bool,
-                    device=None) -> tuple[History, dict[str, float], float, float]:
-    """Fit ``model`` on ``examples``; return (history, accuracy per split, loss on "unseen", training seconds)."""
+def train_arm(arm: Arm, data: Reviews, n_labels: int, tests: dict[str, list], *, batch_size: int = 16,
+              epochs: int | None = None, freeze_encoder: bool = False, val_every_epoch: bool = False, seed: int = 0,
+              callbacks=(), device=None) -> RunResult:
+    """One arm on ``n_labels`` balanced training examples, then scored on its training examples and every split
+    of ``tests`` (``"unseen"`` is the test accuracy).
+
+    The budget is ``epochs`` when given, else about ``arm.steps`` optimisation steps (so a small labelled set
+    is seen for more epochs than a large one). With ``val_every_epoch`` the ``"val"`` split is also scored
+    after every epoch (the dashed curves of a live plot).
+    """
+    examples = balanced_subset(data.train, n_labels, seed=seed)
     if batch_size > len(examples):
-        raise ValueError(f"batch_size must be at most the labelled-set size n_labels={len(examples)}; "
-                         f"got {batch_size}")
-    if device is not None:
-        model.to(device)
-    train = encode_examples(tokenizer, examples)
-    encoded = {split: encode_examples(tokenizer, ex) for split, ex in tests.items()}
+        raise ValueError(f"batch_size must be at most the labelled-set size n_labels={n_labels}; got {batch_size}")
+    torch.manual_seed(seed)
+    model = SequenceClassifier(arm.new_encoder(seed), n_classes=2).to(device or "cpu")
+    if freeze_encoder:
+        freeze(model.encoder)
+    train = encode_examples(arm.tokenizer, examples)
+    encoded = {split: encode_examples(arm.tokenizer, ex) for split, ex in tests.items()}
     start = time.perf_counter()
-    history = fit(model, train, epochs=epochs, batch_size=batch_size, lr=lr,
-                  val=encoded.get("val") if val_every_epoch else None, metrics={"acc": accuracy},
-                  callbacks=callbacks, seed=seed, name=name, progress=False)
+    history = fit(model, train, epochs=epochs or _epochs_for(arm.steps, n_labels, batch_size), batch_size=batch_size,
+                  lr=arm.lr, val=encoded.get("val") if val_every_epoch else None, metrics={"acc": accuracy},
+                  callbacks=callbacks, seed=seed, name=f"{arm.name} · {n_labels}", progress=False)
     seconds = time.perf_counter() - start
     scores = {split: evaluate(model, ds, batch_size=64, metrics={"acc": accuracy})
               for split, ds in {"train": train, **encoded}.items()}
-    return history, {split: s["acc"] for split, s in scores.items()}, scores["unseen"]["loss"], seconds
+    return RunResult(arm.name, n_labels, scores["unseen"]["acc"], scores["unseen"]["loss"],
+                     count_parameters(model, trainable_only=True), seconds, history,
+                     {split: s["acc"] for split, s in scores.items()})
 
 
 def train_classifier(encoders: Encoders, arm: str, data: Reviews, n_labels: int, *, lr: float,
                      steps: int = 40, epochs: int | None = None, batch_size: int = 16,
                      freeze_encoder: bool = False, seed: int = 0, callbacks=(), with_val: bool = False) -> RunResult:
-    """Train one MiniLM-architecture arm on ``n_labels`` balanced training examples, then test it.
-
-    The budget is ``epochs`` when given, else about ``steps`` optimisation steps
-    (so a small labelled set is seen for more epochs than a large one). With
-    ``with_val`` the validation split is scored after every epoch (the dashed
-    curves of a live plot) and ``accuracy`` holds train, val and unseen (= ``test_acc``); without it, train
-    and unseen.
-    """
-    examples = balanced_subset(data.train, n_labels, seed=seed)
-    torch.manual_seed(seed)
-    model = SequenceClassifier(encoders.encoder(arm, seed=seed), n_classes=2)
-    if freeze_encoder:
-        freeze(model.encoder)
-    if epochs is None:
-        epochs = _epochs_for(steps, len(examples), batch_size)
+    """Train one MiniLM-architecture arm (``"scratch"`` or ``"pretrained"``) with :func:`train_arm`, test it on
+    the held-out-word split, and with ``with_val`` on the validation split too (after every epoch as well)."""
     tests = {"val": data.val, "unseen": data.test} if with_val else {"unseen": data.test}
-    history, acc, loss, seconds = _train_and_test(
-        model, encoders.tokenizer, examples, tests, name=f"{arm} · {n_labels}",
-        lr=lr, epochs=epochs, batch_size=batch_size, seed=seed, callbacks=callbacks, val_every_epoch=with_val)
-    return RunResult(arm, n_labels, acc["unseen"], loss, count_parameters(model, trainable_only=True), seconds,
-                     history, acc)
-
-
-def train_arm(arm: Arm, data: Reviews, n_labels: int, tests: dict[str, list], *, batch_size: int = 16,
-              seed: int = 0, callbacks=(), device=None) -> RunResult:
-    """One arm on ``n_labels`` balanced training examples, about ``arm.steps`` steps, scored on every split."""
-    examples = balanced_subset(data.train, n_labels, seed=seed)
-    batch_size = min(batch_size, n_labels)
-    torch.manual_seed(seed)
-    model = SequenceClassifier(arm.new_encoder(seed), n_classes=2)
-    history, acc, loss, seconds = _train_and_test(
-        model, arm.tokenizer, examples, tests, name=f"{arm.name} · {n_labels}", lr=arm.lr,
-        epochs=_epochs_for(arm.steps, n_labels, batch_size), batch_size=batch_size, seed=seed,
-        callbacks=callbacks, val_every_epoch=False, device=device)
-    return RunResult(arm.name, n_labels, acc["unseen"], loss, count_parameters(model, trainable_only=True),
-                     seconds, history, acc)
+    return train_arm(encoders.arm(arm, arm, lr=lr, steps=steps), data, n_labels, tests, batch_size=batch_size,
+                     epochs=epochs, freeze_encoder=freeze_encoder, val_every_epoch=with_val, seed=seed,
+                     callbacks=callbacks)
 
 
 def sweep(arms: list[Arm], data: Reviews, sizes: list[int], tests: dict[str, list], *, batch_size: int = 16,
@@ -276,7 +256,7 @@ def sweep(arms: list[Arm], data: Reviews, sizes: list[int], tests: dict[str, lis
     for n in sizes:
         for arm in arms:
             cbs = [plot.track(f"{arm.name} n={n}")] if plot is not None else []
-            results.append(train_arm(arm, data, n, tests, batch_size=batch_size, seed=seed, callbacks=cbs,
+            results.append(train_arm(arm, data, n, tests, batch_size=min(batch_size, n), seed=seed, callbacks=cbs,
                                      device=device))
     return results
 

@@ -144,10 +144,8 @@ def test_sweep_runs_every_arm_at_every_size_on_the_same_examples(tok, data, monk
 
 def test_a_batch_larger_than_the_labels_is_refused(tok, data):
     arm = book_arm("scratch", tok, tiny_bert_config(tok, d_model=16, n_layers=1), lr=1e-3, steps=1)
-    from labkit.transfer import _train_and_test
-    with pytest.raises(ValueError, match="batch_size must be at most"):
-        _train_and_test(SequenceClassifier(arm.new_encoder(0)), tok, data.train[:4], {"unseen": data.test},
-                        name="x", lr=1e-3, epochs=1, batch_size=8, seed=0, callbacks=(), val_every_epoch=False)
+    with pytest.raises(ValueError, match="batch_size must be at most the labelled-set size n_labels=4"):
+        train_arm(arm, data, 4, {"unseen": data.test}, batch_size=8)
 
 
 # ----------------------------------------------------------------------------- reading the results
