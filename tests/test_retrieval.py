@@ -91,7 +91,7 @@ def test_help_center_paraphrases_share_no_content_word(center):
             assert shared                                              # keywords or the service's name
     assert make_help_center(seed=0).queries == center.queries
     assert make_help_center(seed=1).queries != center.queries
-    assert set(center.card()) == {"what", "how", "sizes", "splits", "seeds", "limits"}
+    assert set(center.card()) == {"what", "how", "sizes", "splits", "seeds", "shortcuts checked", "limits"}
 
 
 def test_exercise_recall_at_k():

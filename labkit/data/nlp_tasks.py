@@ -156,6 +156,9 @@ class NERData:
                       "cities, countries and organisations 50% train / 20% validation / 30% test; years "
                       "1950-89 train, 1990-99 validation, 2000-24 test. Templates are shared by all splits",
             "seeds": f"seed={self.seed}: the name split uses seed*1009+i, each split's sentences seed*7+k",
+            "shortcuts checked": "memorising training names (a gazetteer: no test name is in train); "
+                                 "capitalisation alone (finds spans, not types; all-MiniLM-L6-v2 is uncased and "
+                                 "cannot see it); the template slot's usual type (some slots take several types)",
             "limits": "templated English, one clause, no nested or overlapping entities, no lower-case names; "
                       "a teaching set, not a benchmark",
         }
@@ -206,10 +209,10 @@ def make_ner(seed: int = 0, n_train: int = 400, n_val: int = 100, n_test: int = 
 
 
 # ----------------------------------------------------------------------------- extractive QA
-BIRTH_SENTENCES = ["{name} was born in {city} in {year} .", "{name} , born in {year} , grew up in {city} .",
-                   "In {year} , {name} was born in {city} ."]
-WORK_SENTENCES = ["{last} works as {a} {job} at {org} .", "{last} is {a} {job} for {org} .",
-                  "Today {last} works for {org} as {a} {job} ."]
+# One sentence per person, all four facts in it; the templates differ in the order of the facts.
+BIO_SENTENCES = ["{name} was born in {city} in {year} and works as {a} {job} at {org} .",
+                 "{name} , born in {year} in {city} , is {a} {job} for {org} .",
+                 "Born in {city} in {year} , {name} now works for {org} as {a} {job} ."]
 # The training wording, and a wording no training question uses (asked of the same test facts).
 QUESTIONS = {
     "seen": {"city": ["Where was {name} born ?", "In which city was {name} born ?"],
@@ -254,26 +257,31 @@ class QAData:
                     "question whose answer is a span of the context, with its character offset (SQuAD style); "
                     "two questions per context",
             "how": "labkit.data.nlp_tasks.make_qa: people, cities, organisations and jobs drawn from split pools; "
-                   f"{len(BIRTH_SENTENCES)} birth and {len(WORK_SENTENCES)} work sentence templates; the work "
-                   "sentence names the person by surname only, so the question's full name must be linked to it",
+                   f"one sentence per person from {len(BIO_SENTENCES)} templates that order the facts differently; "
+                   "every context has the same kinds of facts about each person, so the question's name decides "
+                   "which one is the answer",
             "sizes": f"train {len(self.train)} · validation {len(self.val)} · test {len(self.test)} questions "
                      f"(each test question also in a new wording: {len(self.test_new_wording)})",
             "splits": "people, cities, organisations and jobs are disjoint across train / validation / test "
                       "(50/20/30% of each pool); birth years 1940-69 / 1970-77 / 1978-99; question wordings: two per "
                       "field in train, validation and test, two other ones only in 'test, new wording'",
             "seeds": f"seed={self.seed}: the pools as in make_ner, each split's contexts seed*11+k",
+            "shortcuts checked": "the answer's kind alone (the first value of the asked kind in the context); "
+                                 "lexical overlap (a sliding-window baseline); the training wording (every test "
+                                 "question is also asked in a new wording); within a context every value differs, "
+                                 "so each answer occurs once",
             "limits": "templated English, one fact per question, the answer always in the context (no "
                       "unanswerable questions, unlike SQuAD 2.0); a teaching set, not a benchmark",
         }
 
 
 def _people(rng: random.Random, split: str, pools, n: int) -> list[dict]:
-    """``n`` people whose surnames, cities, years, employers and jobs all differ (each answer is unique)."""
+    """``n`` people whose names, cities, years, employers and jobs all differ (each answer is unique)."""
     draw = {"first": pools["first"][split], "last": pools["last"][split], "city": pools["city"][split],
             "year": [str(y) for y in QA_YEARS[split]], "org": pools["org"][split], "job": pools["job"][split]}
     values = {k: rng.sample(v, n) for k, v in draw.items()}
-    return [{"name": f"{values['first'][i]} {values['last'][i]}", "last": values["last"][i],
-             **{f: values[f][i] for f in FIELDS}, "a": "an" if values["job"][i][0] in "aeiou" else "a"}
+    return [{"name": f"{values['first'][i]} {values['last'][i]}", **{f: values[f][i] for f in FIELDS},
+             "a": "an" if values["job"][i][0] in "aeiou" else "a"}
             for i in range(n)]
 
 
@@ -281,16 +289,11 @@ def _context(rng: random.Random, people: list[dict]) -> tuple[str, list[dict[str
     """The context text and, per person, the character offset of each field's value."""
     text, where = "", []
     for p in people:
-        spots = {}
-        for templates, fields in ((BIRTH_SENTENCES, ("city", "year")), (WORK_SENTENCES, ("org", "job"))):
-            sentence = rng.choice(templates).format(**p)
-            start = len(text) + (1 if text else 0)
-            text = f"{text} {sentence}" if text else sentence
-            for f in fields:
-                # the value as a whole word: "in 1987 ." (a city name never contains another field's value)
-                m = re.search(rf"(?<!\w){re.escape(p[f])}(?!\w)", sentence)
-                spots[f] = start + m.start()
-        where.append(spots)
+        sentence = rng.choice(BIO_SENTENCES).format(**p)
+        start = len(text) + (1 if text else 0)
+        text = f"{text} {sentence}" if text else sentence
+        # each value as a whole word: "in 1987 ," (no value contains another field's value)
+        where.append({f: start + re.search(rf"(?<!\w){re.escape(p[f])}(?!\w)", sentence).start() for f in FIELDS})
     return text, where
 
 
@@ -361,6 +364,9 @@ class TranslationData:
             "splits": "sentences drawn at random; a sentence in validation or test never occurs in train "
                       "(duplicates are re-drawn); the words are shared, the combinations are new",
             "seeds": f"seed={self.seed}: one random.Random(seed) draws all three splits in turn",
+            "shortcuts checked": "test sentences in train (none, by construction); the share of test 4-grams "
+                                 "already in the training translations; copying the source; a word-by-word "
+                                 "dictionary (right words, wrong order)",
             "limits": "a toy: a closed vocabulary, one sentence pattern with options, no ambiguity; it measures "
                       "whether a model learns reordering and agreement, not real translation",
         }
@@ -501,13 +507,17 @@ class HelpCenter:
         return {
             "what": "help-centre articles, one per (service, task), and user queries, each with its one "
                     "relevant article",
-            "how": f"labkit.data.nlp_tasks.make_help_center: {len(SERVICES)} services x {len(TASKS)} tasks; per "
+            "how": f"labkit.data.nlp_tasks.make_help_center: {len(self.documents) // len(TASKS)} services x "
+                   f"{len(TASKS)} tasks; per "
                    "article three queries: 'keyword' (the task's keywords + the service's name), 'mixed' (a "
                    "paraphrase of the task + the service's name) and 'paraphrase' (a paraphrase of the task and "
                    "of the service); a paraphrase is chosen only if it shares no content word with its article",
             "sizes": f"{len(self.documents)} documents · {len(self.queries)} queries ({n['keyword']} keyword, "
                      f"{n['mixed']} mixed, {n['paraphrase']} paraphrase)",
             "splits": "none: nothing is trained on it; it tests retrievers trained elsewhere",
+            "shortcuts checked": "content words a query shares with its article (none for paraphrases, checked "
+                                 "when generated); the same encoder with random weights as a control (word "
+                                 "overlap without meaning)",
             "seeds": f"seed={self.seed}: which paraphrase and which word order each query gets",
             "limits": "one relevant article per query; short, templated English; built so that a paraphrase "
                       "cannot be found by shared words: it measures paraphrase matching, not a realistic query "
@@ -516,14 +526,16 @@ class HelpCenter:
         }
 
 
-def make_help_center(seed: int = 0) -> HelpCenter:
+def make_help_center(seed: int = 0, n_services: int | None = None) -> HelpCenter:
     """Every (service, task) article and its three queries: the task's keywords with the service's name
     ("keyword"), a paraphrase of the task with the service's name ("mixed"), and a paraphrase of both
-    ("paraphrase"). A paraphrase never shares a content word with its article (checked here)."""
+    ("paraphrase"). A paraphrase never shares a content word with its article (checked here).
+    ``n_services`` keeps the first services only (a smaller set for quick runs)."""
     whole_number("seed", seed, minimum=0)
+    whole_number("n_services", n_services, minimum=1, maximum=len(SERVICES), allow_none=True)
     rng = random.Random(seed)
     documents, keys, queries, relevant, kinds = [], [], [], [], []
-    for service, (service_name, service_paras) in SERVICES.items():
+    for service, (service_name, service_paras) in list(SERVICES.items())[:n_services]:
         short_name = service_name.split(" ", 1)[1]                      # "your gym membership" -> "gym membership"
         for task, (title, body, keywords, task_paras) in TASKS.items():
             doc = f"{title} for {service_name}. {body}"
