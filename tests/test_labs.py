@@ -77,10 +77,10 @@ def test_lab02_right_answers_pass_and_naive_ones_fail(encoders, reviews):
 def test_lab02_verdict_follows_the_numbers():
     ahead = lab02.verdict({"scratch": _result("scratch", 0.52), "pretrained": _result("pretrained", 0.84)})
     assert "the pretrained arm is ahead (+32.0 points" in ahead
-    assert "scratch fits its 16 labels (train accuracy >= 0.95) and is within 10 points of chance" in ahead
-    assert "pretrained fits its 16 labels (train accuracy >= 0.95) and is more than 10 points above chance" in ahead
+    assert "scratch fits its 16 labels (train accuracy 1.000 >= 0.95) and is within 10 points of chance" in ahead
+    assert "pretrained fits its 16 labels (train accuracy 1.000 >= 0.95) and is more than 10 points above" in ahead
     behind = lab02.verdict({"scratch": _result("scratch", 0.9, train=0.7), "pretrained": _result("pretrained", 0.6)})
-    assert "the scratch arm is ahead (-30.0 points" in behind and "scratch does not fit its 16 labels" in behind
+    assert "the scratch arm is ahead (-30.0 points" in behind and "scratch does not fit its 16 labels (train accuracy 0.700 < 0.95)" in behind
     level = lab02.verdict({"scratch": _result("scratch", 0.61), "pretrained": _result("pretrained", 0.6)})
     assert "the two arms are level" in level
 

@@ -74,8 +74,9 @@ def verdict(results: dict[str, RunResult], chance: float = 0.5, near: float = 0.
     for arm, r in results.items():
         where = (f"within {100 * near:.0f} points of chance" if abs(r.test_acc - chance) <= near else
                  f"more than {100 * near:.0f} points {'above' if r.test_acc > chance else 'below'} chance")
-        fit = "fits" if r.accuracy["train"] >= 0.95 else "does not fit"
-        lines.append(f"{arm} {fit} its {r.n_labels} labels (train accuracy >= 0.95) and is {where} on the test.")
+        fits = r.accuracy["train"] >= 0.95
+        lines.append(f"{arm} {'fits' if fits else 'does not fit'} its {r.n_labels} labels (train accuracy "
+                     f"{r.accuracy['train']:.3f} {'>=' if fits else '<'} 0.95) and is {where} on the test.")
     return "\n".join(lines)
 
 
