@@ -23,8 +23,9 @@ Data card
   when another split's size does, and the three splits never share a clip. ``seed=0`` in the book.
 * **Sequences** (:func:`make_sequences`, the CTC task): 1.2 s clips holding 1-4 events (uniform), each
   of a class drawn uniformly (so two equal labels in a row happen), 0.12-0.22 s long, 0.02-0.08 s of
-  noise between them; levels and noise as above (the SNR is relative to the events' mean RMS). The labels
-  are the classes in time order.
+  noise between them; each event's level as above, the noise at 10-25 dB below the events' mean RMS
+  (cleaner than the clips: this task is about alignment). The labels are the classes in time order;
+  ``seed`` and the split pick the generator, ``default_rng([seed, 10 + s, i])`` for clip i.
 * **Shortcuts checked**: loudness (clip RMS, peak) and length (the time the clip is above its noise floor)
   are drawn from one distribution for all classes; :func:`shortcut_scores` measures how well a small
   decision tree predicts the class from each of them alone (chapter 6.3 prints it next to chance).
