@@ -14,7 +14,7 @@
   ``source <sep> target`` with next-token targets, with the causal mask (a decoder: GPT-style) or without it
   (an encoder: BERT-style). Without the mask, the prediction at t can read token t+1 in its input, so its
   teacher-forced loss says little about generation, where that token does not exist yet;
-  :func:`loss_seeing_only_the_past` measures the loss with the input cut as generation cuts it.
+  :func:`next_token_losses` measures the loss with the input cut as generation cuts it.
 """
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ from .nn import BertEncoder, TransformerConfig
 __all__ = ["BOS", "EOS", "SEP", "build_vocab", "encode_pairs", "seq2seq_forward", "sequence_loss",
            "greedy_decode", "beam_search", "Hypothesis", "translate", "sequence_logprobs", "tokenize_13a", "corpus_bleu", "BLEU",
            "WordByWord", "PrefixLM", "encode_prefix_lm", "prefix_lm_forward", "prefix_lm_generate",
-           "loss_seeing_only_the_past", "future_influence"]
+           "next_token_losses", "future_influence"]
 
 BOS, EOS, SEP = "<bos>", "<eos>", "<sep>"
 
@@ -343,21 +343,23 @@ def prefix_lm_generate(model: PrefixLM, vocab: Vocab, sentences: Sequence[str], 
 
 
 @torch.no_grad()
-def loss_seeing_only_the_past(model: PrefixLM, data: TensorDataset, max_sequences: int = 100) -> float:
-    """The mean next-token loss when the input is cut after position t, as it is while generating.
+def next_token_losses(model: PrefixLM, data: TensorDataset, max_sequences: int = 100) -> dict[str, float]:
+    """The mean next-token loss over the target tokens of the first ``max_sequences`` sequences, twice:
+    with the whole sequence in the input (teacher forcing, as in training) and with the input cut after the
+    position being predicted (what the model has while generating).
 
-    Teacher forcing gives position t the whole sequence; for a causal model that changes nothing, for a
-    bidirectional one it hands over token t+1. Cutting the input shows what the model can do without it.
+    For a causal model the two are equal: it never looks ahead. A bidirectional one may read token t+1 in
+    the first case; the second shows what it can do without it.
     """
     whole_number("max_sequences", max_sequences)
     ids, labels = (t[:max_sequences] for t in data.tensors)
     model.eval()
-    losses = []
+    whole = float(sequence_loss(model(ids), labels))                    # token-weighted mean, padding skipped
+    cut = []
     for seq, lab in zip(ids, labels):
         for t in (lab != Vocab.pad_id).nonzero().flatten().tolist():
-            logits = model(seq[None, :t + 1])[0, -1]                        # input: tokens 0..t only
-            losses.append(float(F.cross_entropy(logits, lab[t])))
-    return sum(losses) / len(losses)
+            cut.append(float(F.cross_entropy(model(seq[None, :t + 1])[0, -1], lab[t])))   # tokens 0..t only
+    return {"whole sequence in view": whole, "only the past in view": sum(cut) / len(cut)}
 
 
 @torch.no_grad()
