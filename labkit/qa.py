@@ -10,7 +10,8 @@ answer is the context's own text. Nothing is generated: a model like this can on
 Scores follow SQuAD (Rajpurkar et al. 2016, the official v1.1 evaluation script): both strings are
 *normalised* (lower case, punctuation removed, the articles a / an / the removed, white space collapsed);
 **exact match** is 1 if they are then equal; **F1** is the harmonic mean of the precision and recall of their
-words (as multisets). With several gold answers, the best one counts. Both are reported in percent.
+words (as multisets). With several gold answers, the best one counts. Both are reported in percent. An answer
+that normalises to nothing scores F1 0, as in the v1.1 script (SQuAD 2.0's script gives 1 when both are empty).
 """
 from __future__ import annotations
 
