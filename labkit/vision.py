@@ -23,7 +23,6 @@ baseline that models every pixel on its own.
 from __future__ import annotations
 
 import copy
-import math
 import time
 from dataclasses import dataclass
 
@@ -37,11 +36,12 @@ from .data.digits import DIGIT_MAX, class_rows
 from .train import History, default_forward, fit, make_adamw
 
 __all__ = ["ARMS", "BATCH_NORM", "check_images", "ImageClassifier", "ViTBackbone", "Lite0Arms", "extract_features",
-           "classical_classifier", "fine_tune", "recalibrate_batch_norm", "predict", "accuracy_of",
+           "classical_classifier", "fine_tune", "recalibrate_batch_norm", "batch_norm_shift", "predict", "accuracy_of",
            "box_iou", "paired_iou", "box_loss", "BoxRegressor", "threshold_boxes",
            "DigitVAE", "binomial_log_prob", "kl_to_standard_normal", "elbo", "vae_loss",
            "independent_pixels_nll", "RunRecord", "Inputs", "FROZEN_ARMS", "frozen_curve", "trained_curve",
-           "curve_table", "curve_figure", "PRETRAINED_ARMS", "CLASSICAL_ARMS", "CLEAR_MARGIN", "compare_arms", "image_grid", "train_vae", "vae_nats"]
+           "curve_table", "curve_figure", "PRETRAINED_ARMS", "CLASSICAL_ARMS", "CLEAR_MARGIN", "verdict", "compare_arms",
+           "image_grid", "train_vae", "vae_nats"]
 
 ARMS = ("linear probe", "full fine-tuning", "from scratch")
 
@@ -112,14 +112,19 @@ class Lite0Arms:
 
 
 @torch.no_grad()
-def extract_features(backbone: nn.Module, images: torch.Tensor, batch_size: int = 128) -> torch.Tensor:
-    """(n, C, H, W) -> (n, width) from ``backbone.features`` in eval mode, batch by batch, no gradients."""
+def _in_batches(fn, model: nn.Module, images: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """``fn(batch)`` over ``images`` batch by batch, with ``model`` in eval mode and no gradients."""
     whole_number("batch_size", batch_size)
-    was_training = backbone.training
-    backbone.eval()
-    out = torch.cat([backbone.features(images[i:i + batch_size]) for i in range(0, len(images), batch_size)])
-    backbone.train(was_training)
+    was_training = model.training
+    model.eval()
+    out = torch.cat([fn(images[i:i + batch_size]) for i in range(0, len(images), batch_size)])
+    model.train(was_training)
     return out
+
+
+def extract_features(backbone: nn.Module, images: torch.Tensor, batch_size: int = 128) -> torch.Tensor:
+    """(n, C, H, W) -> (n, width) pooled features from ``backbone.features`` (eval mode, no gradients)."""
+    return _in_batches(backbone.features, backbone, images, batch_size)
 
 
 def classical_classifier(kind: str, C: float = 1.0):
@@ -197,13 +202,43 @@ def recalibrate_batch_norm(model: nn.Module, images: torch.Tensor, batch_size: i
 
 
 @torch.no_grad()
-def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 128) -> torch.Tensor:
-    """Predicted class of every image (eval mode, batched)."""
+def batch_norm_shift(model: nn.Module, images: torch.Tensor):
+    """How far ``images`` move each batch norm's inputs from the statistics it stored, layer by layer.
+
+    For every batch-norm layer (in forward order): the mean over channels of |z|, where z is the
+    channel's mean on ``images`` minus its stored mean, in stored standard deviations; and the median
+    over channels of (variance on ``images``) / (stored variance). On the data the statistics came from,
+    |z| is near 0 and the ratio near 1.
+    """
+    import pandas as pd
+    rows, hooks = [], []
+
+    def record(name):
+        def hook(module, inputs, output):
+            x = inputs[0]
+            std = (module.running_var + module.eps).sqrt()
+            z = (x.mean((0, 2, 3)) - module.running_mean) / std
+            ratio = x.var((0, 2, 3)) / (module.running_var + module.eps)
+            rows.append({"layer": name, "mean |z|": z.abs().mean().item(), "variance ratio (median)": ratio.median().item()})
+        return hook
+
+    for name, m in model.named_modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            hooks.append(m.register_forward_hook(record(name)))
     was_training = model.training
-    model.eval()
-    out = torch.cat([model(images[i:i + batch_size]).argmax(-1) for i in range(0, len(images), batch_size)])
-    model.train(was_training)
-    return out
+    try:
+        model.eval()
+        model.features(images) if hasattr(model, "features") else model(images)
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    return pd.DataFrame(rows).set_index("layer")
+
+
+def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 128) -> torch.Tensor:
+    """Predicted class of every image (eval mode, no gradients)."""
+    return _in_batches(lambda x: model(x).argmax(-1), model, images, batch_size)
 
 
 def accuracy_of(model: nn.Module, images: torch.Tensor, labels) -> float:
@@ -319,12 +354,13 @@ def image_grid(images, titles=None, *, cols: int = 10, boxes=None, title: str | 
     for i, image in enumerate(images):
         r, c = i // cols + 1, i % cols + 1
         fig.add_trace(go.Heatmap(z=image, colorscale="gray", showscale=False, hoverinfo="skip"), row=r, col=c)
+        fig.update_yaxes(scaleanchor=f"x{i + 1 if i else ''}", row=r, col=c)         # square pixels
         if boxes is not None:
             h, w = image.shape
             x1, y1, x2, y2 = (np.asarray(boxes[i], dtype=float) * [w, h, w, h] - 0.5).tolist()
             fig.add_shape(type="rect", x0=x1, y0=y1, x1=x2, y1=y2, line=dict(color="red", width=2), row=r, col=c)
     fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False, autorange="reversed", scaleanchor="x")
+    fig.update_yaxes(visible=False, autorange="reversed")
     fig.update_layout(title=title, height=size * rows + (60 if title else 20) + (20 if titles else 0),
                       width=max(size * min(cols, n) + 40, 300), margin=dict(l=10, r=10, t=40 if title else 20, b=10),
                       template="plotly_white")
@@ -338,6 +374,15 @@ CLASSICAL_ARMS = tuple(arm for arm, (rep, _) in FROZEN_ARMS.items() if rep == "p
 CLEAR_MARGIN = 0.05   # five accuracy points: "clearly" better or worse
 
 
+def verdict(difference: float, margin: float = CLEAR_MARGIN) -> str:
+    """The words for an accuracy difference "pretrained minus baseline": a clear win either way, or level."""
+    if difference >= margin:
+        return "pretrained wins clearly"
+    if difference <= -margin:
+        return "baseline wins clearly"
+    return f"level (within {100 * margin:.0f} points)"
+
+
 def compare_arms(records: list[RunRecord], margin: float = CLEAR_MARGIN):
     """Per labels-per-class: the best pretrained arm against the best raw-pixel baseline (mean test accuracy),
     the margin between them, from scratch where it ran, and a verdict that follows the margin."""
@@ -347,11 +392,9 @@ def compare_arms(records: list[RunRecord], margin: float = CLEAR_MARGIN):
         pre = table.loc[[a for a in PRETRAINED_ARMS if a in table.index], k]
         base = table.loc[[a for a in CLASSICAL_ARMS if a in table.index], k]
         diff = pre.max() - base.max()
-        verdict = "pretrained wins clearly" if diff >= margin else "baseline wins clearly" if diff <= -margin \
-            else f"level (within {100 * margin:.0f} points)"
         row = {"labels per class": k, "best pretrained arm": pre.idxmax(), "pretrained acc": round(pre.max(), 3),
                "best pixel baseline": base.idxmax(), "baseline acc": round(base.max(), 3),
-               "margin (points)": round(100 * diff, 1), "verdict": verdict}
+               "margin (points)": round(100 * diff, 1), "verdict": verdict(diff, margin)}
         if "from scratch" in table.index:
             row["from scratch acc"] = round(table.loc["from scratch", k], 3)
         rows.append(row)

@@ -12,9 +12,10 @@ from labkit.data.digits import (DIGIT_MAX, class_rows, labels_per_class, load_di
 from labkit.labs import ch06_2
 from labkit.nn.efficientnet import EfficientNetLite0
 from labkit.nn.vit import ViTConfig
-from labkit.vision import (BoxRegressor, DigitVAE, ImageClassifier, Inputs, ViTBackbone, binomial_log_prob,
-                           box_iou, elbo, fine_tune, frozen_curve, independent_pixels_nll, kl_to_standard_normal,
-                           paired_iou, recalibrate_batch_norm, threshold_boxes, vae_loss)
+from labkit.vision import (BoxRegressor, DigitVAE, ImageClassifier, Inputs, RunRecord, ViTBackbone,
+                           batch_norm_shift, binomial_log_prob, box_iou, compare_arms, curve_figure, curve_table, elbo,
+                           fine_tune, frozen_curve, image_grid, independent_pixels_nll, kl_to_standard_normal,
+                           paired_iou, recalibrate_batch_norm, threshold_boxes, vae_loss, verdict)
 
 
 # ------------------------------------------------------------------ data
@@ -47,6 +48,13 @@ def test_labels_per_class_draws_k_of_each_class(splits):
         labels_per_class(splits.train, 0)
     with pytest.raises(ValueError, match="from 1 to"):
         labels_per_class(splits.train, 10_000)
+
+
+def test_shrink_keeps_a_few_of_each_class_in_every_split(splits):
+    small = splits.shrink(3)
+    assert small.sizes() == {"train": 30, "val": 30, "test": 30}
+    assert set(small.test.index) <= set(splits.test.index)
+    assert splits.shrink(None) is splits
 
 
 def test_upsample_repeats_grey_and_normalises_like_lite():
@@ -221,6 +229,44 @@ def test_frozen_curve_has_every_arm_and_k_and_one_nn_fits_its_training_data():
                                                                             "1-NN (pixels)") for k in (2, "all")}
     assert len(records) == 3 * (2 + 1)                                        # two draws of k=2, one of "all"
     assert all(r.train_acc == 1.0 for r in records if r.arm == "1-NN (pixels)")
+
+
+def test_batch_norm_shift_is_zero_on_the_data_the_statistics_came_from():
+    model = nn.Sequential(nn.Conv2d(3, 4, 1), nn.BatchNorm2d(4), nn.ReLU(), nn.BatchNorm2d(4))
+    images = 2 + torch.randn(64, 3, 6, 6)
+    recalibrate_batch_norm(model, images, batch_size=64)                      # statistics of exactly these images
+    same = batch_norm_shift(model, images)
+    assert list(same.index) == ["1", "3"] and (same["mean |z|"] < 1e-3).all()
+    assert np.allclose(same["variance ratio (median)"], 1.0, atol=0.02)
+    other = batch_norm_shift(model, images + 3)                               # the same images, shifted
+    assert (other.loc["1", "mean |z|"] > 1) and model.training                # mode restored
+
+
+def _records(rows):
+    return [RunRecord("t", arm, k, draw, 1.0, acc, acc, 0.0) for arm, k, draw, acc in rows]
+
+
+def test_curve_table_verdict_and_figure_follow_the_numbers():
+    records = _records([("1-NN (pixels)", 1, 0, 0.60), ("1-NN (pixels)", 1, 1, 0.70), ("linear probe", 1, 0, 0.80),
+                        ("linear probe", 1, 1, 0.80), ("1-NN (pixels)", "all", 0, 0.95), ("linear probe", "all", 0, 0.93),
+                        ("from scratch", 1, 0, 0.2), ("from scratch", "all", 0, 0.9)])
+    table = curve_table(records)
+    assert list(table.columns) == ["1", "all"] and table.loc["1-NN (pixels)", "1"] == pytest.approx(0.65)
+    assert curve_table(records, how="std").loc["1-NN (pixels)", "1"] == pytest.approx(0.05)
+    assert curve_table(records, how="std").loc["linear probe", "all"] == 0            # one draw: no spread, not NaN
+    compared = compare_arms(records)
+    assert compared.loc["1", "verdict"] == "pretrained wins clearly" and compared.loc["1", "margin (points)"] == 15.0
+    assert compared.loc["all", "verdict"] == "level (within 5 points)"
+    assert compared.loc["all", "from scratch acc"] == 0.9
+    assert verdict(-0.05) == "baseline wins clearly" and verdict(0.049) == "level (within 5 points)"
+    fig = curve_figure(records, "t", counts={"all": "99 images"})
+    assert [t.name for t in fig.data] == list(table.index) and list(fig.data[0].x) == ["1", "all (99 images)"]
+
+
+def test_image_grid_draws_every_image_and_box():
+    fig = image_grid(np.random.rand(12, 8, 8), [str(i) for i in range(12)], cols=6, boxes=np.tile([0.0, 0.0, 0.5, 1.0], (12, 1)))
+    assert len(fig.data) == 12 and len(fig.layout.shapes) == 12
+    assert fig.layout.shapes[0].x0 == -0.5 and fig.layout.shapes[0].x1 == 3.5 and fig.layout.shapes[0].y1 == 7.5
 
 
 # ------------------------------------------------------------------ the VAE
