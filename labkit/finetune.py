@@ -21,7 +21,7 @@ from .train import Callback, History, fit
 
 # ----------------------------------------------------------------------------- which parameters train
 __all__ = ["encoder_layers", "unfreeze_top_k", "bitfit", "layerwise_param_groups", "GradualUnfreezing",
-           "distillation_loss", "distill", "slice_layers", "memory_breakdown", "Meter"]
+           "distillation_loss", "distill", "soft_targets", "slice_layers", "memory_breakdown", "Meter"]
 
 
 def encoder_layers(model: nn.Module) -> nn.ModuleList:
@@ -146,6 +146,22 @@ def distill(student: nn.Module, teacher: nn.Module, train: TensorDataset, *, T: 
     data = TensorDataset(*inputs, _teacher_logits(teacher, inputs), labels)
     return fit(student, data, forward=lambda model, b: (model(*b[:-2]), (b[-2], b[-1])),
                loss_fn=lambda s, tgt: distillation_loss(s, tgt[0], tgt[1], T, alpha), **fit_kwargs)
+
+
+def soft_targets(teacher: nn.Module, data: TensorDataset, T: float = 2.0) -> dict[str, float]:
+    """What a student would learn from ``teacher`` on the transfer set ``data`` (inputs..., labels): how often the
+    teacher agrees with the labels, and how sure it is: the mean probability of its top class at T = 1 and at the
+    distillation temperature ``T``, and the mean entropy of its softened targets as a share of the maximum
+    (0: one-hot, like a hard label; 1: uniform)."""
+    positive("T (temperature)", T)
+    *inputs, labels = data.tensors
+    logits = _teacher_logits(teacher, inputs).float()
+    p1, pT = logits.softmax(-1), (logits / T).softmax(-1)
+    entropy = -(pT * pT.clamp(min=1e-12).log()).sum(-1) / torch.log(torch.tensor(float(logits.shape[-1])))
+    return {"T": T, "agrees with labels": float((logits.argmax(-1) == labels).float().mean()),
+            "top-class probability at T=1": float(p1.max(-1).values.mean()),
+            "top-class probability at T": float(pT.max(-1).values.mean()),
+            "entropy share at T": float(entropy.mean())}
 
 
 def slice_layers(encoder: nn.Module, keep: list[int]) -> nn.Module:

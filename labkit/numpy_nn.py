@@ -18,8 +18,10 @@ from typing import Callable
 
 import numpy as np
 
+from .check import positive, whole_number
+
 __all__ = ["Layer", "Linear", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Sequential", "MLP",
-           "MSELoss", "BCEWithLogitsLoss", "SoftmaxCrossEntropy", "sigmoid", "softmax",
+           "MSELoss", "BCEWithLogitsLoss", "SoftmaxCrossEntropy", "sigmoid", "softmax", "train_gd",
            "gradient_check", "relative_error", "check_layer"]
 
 
@@ -140,8 +142,7 @@ class Sequential(Layer):
                 for k in layer.params]
 
     def sgd_step(self, lr: float) -> None:
-        if not lr > 0:
-            raise ValueError(f"lr must be > 0; got {lr!r}")
+        positive("lr", lr)
         for layer in self.layers:
             for k in layer.params:
                 layer.params[k] -= lr * layer.grads[k]
@@ -220,6 +221,20 @@ class SoftmaxCrossEntropy:
         return g / len(self.y)
 
     __call__ = forward
+
+
+def train_gd(net: Sequential, loss, x: np.ndarray, y: np.ndarray, *, lr: float, steps: int) -> list[float]:
+    """Full-batch gradient descent: forward, loss, backward, step, ``steps`` times.
+
+    Returns the loss before each step.
+    """
+    whole_number("steps", steps)
+    curve = []
+    for _ in range(steps):
+        curve.append(loss(net.forward(x), y))
+        net.backward(loss.backward())
+        net.sgd_step(lr)
+    return curve
 
 
 # ----------------------------------------------------------------------------- gradient checks

@@ -24,7 +24,8 @@ from .lora import inject_lora
 from .nn import SequenceClassifier, count_parameters, freeze
 from .train import History, accuracy, evaluate, fit, make_adamw
 
-__all__ = ["STRATEGIES", "LABELS", "LEARNING_RATES", "Setup", "StrategyResult", "run_strategy"]
+__all__ = ["STRATEGIES", "LABELS", "LEARNING_RATES", "PEFT", "Setup", "StrategyResult", "run_strategy",
+           "cost_verdicts"]
 
 
 @dataclass
@@ -82,6 +83,7 @@ LABELS = {
     "adapters": "adapters (bottleneck 16)", "bitfit": "BitFit",
 }
 # The fewer parameters train, the larger the step they want: a common rule of thumb, not tuned per run.
+PEFT = ("lora", "adapters", "bitfit")  # the parameter-efficient ones: a few added or chosen parameters train
 LEARNING_RATES = {"full": 1e-4, "linear_probe": 1e-2, "top_k": 2e-4, "gradual": 3e-4, "lora": 1e-3,
                   "adapters": 1e-3, "bitfit": 1e-3}
 
@@ -132,3 +134,47 @@ def run_strategy(name: str, encoder: torch.nn.Module, train, test, *, lr: float,
     memory = memory_breakdown(model, ids, mask)  # one batch, with the (final) set of trainable parameters
     return StrategyResult(name, scores["acc"], trainable, count_parameters(model), meter.seconds, meter.peak_mb,
                           memory, history, model)
+
+
+def _state_mb(r: StrategyResult) -> float:
+    return r.memory["grads MB"] + r.memory["AdamW state MB"]
+
+
+def cost_verdicts(results: dict[str, StrategyResult], *, reference: str = "full", small: float = 0.02) -> list[str]:
+    """Sentences on what each strategy trains and what it costs, worded from the measured results: the share of
+    parameters the PEFT methods train (under ``small`` or not), their training state and activation memory as a
+    share of ``reference``'s, the linear probe's activations, and what gradual unfreezing trained by the end."""
+    if reference not in results:
+        raise ValueError(f"reference must be one of the strategies run {sorted(results)}; got {reference!r}")
+    ref = results[reference]
+    lines = []
+    peft = [results[k] for k in PEFT if k in results]
+    if peft:
+        shares = {r.label: r.trainable / r.total for r in peft}
+        under = all(v < small for v in shares.values())
+        lines.append(f"{', '.join(f'{k} trains {100 * v:.2f}%' for k, v in shares.items())} of the parameters: "
+                     + (f"all under {100 * small:g}%." if under else f"not all under {100 * small:g}%."))
+        for r in peft:
+            state = _state_mb(r) / _state_mb(ref)
+            acts = r.memory["activations MB"] / ref.memory["activations MB"]
+            lines.append(f"{r.label}: gradients + AdamW state {100 * state:.1f}% of {ref.label}'s, activations "
+                         f"{100 * acts:.0f}% of its: the activations shrink "
+                         + ("far less than" if acts > 5 * state else "about as much as" if acts > state / 5 else
+                            "far more than") + " the optimizer state.")
+    if "linear_probe" in results:
+        probe = results["linear_probe"]
+        least = min(results.values(), key=lambda r: r.memory["activations MB"])
+        lines.append(f"{probe.label}: activations {probe.memory['activations MB']:.1f} MB against "
+                     f"{ref.memory['activations MB']:.1f} MB for {ref.label}: "
+                     + ("the smallest of all strategies (no backward pass through the encoder)." if least is probe
+                        else f"not the smallest ({least.label} has {least.memory['activations MB']:.1f} MB)."))
+    if "gradual" in results:
+        g = results["gradual"]
+        # what had a gradient in the reference's last step (a pooler that the classifier never reads has none)
+        full = (sum(p.numel() for p in ref.model.parameters() if p.grad is not None)
+                if ref.model is not None else ref.trainable)
+        lines.append(f"{g.label}: {g.trainable:,} parameters had a gradient in the last step, "
+                     f"{100 * g.trainable / full:.0f}% of those of {ref.label}"
+                     + (": with this budget it never reached the whole network." if g.trainable < full
+                        else ": by the end it trained the whole network."))
+    return lines

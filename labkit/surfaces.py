@@ -17,8 +17,8 @@ import plotly.graph_objects as go
 import torch
 
 from . import optim
-from .check import one_of, whole_number
-from .plots import PALETTE
+from .check import one_of, positive, whole_number
+from .plots import PALETTE, wrap_title
 
 __all__ = ["Surface", "SURFACES", "OPTIMIZERS", "make_optimizer", "trajectory", "hessian",
            "contour_figure", "loss_figure"]
@@ -78,6 +78,7 @@ def trajectory(surface: str | Surface, optimizer: str = "gd", *, lr: float, step
     """Points visited (steps+1, 2) and f at each. Stops early once |p| or f exceeds ``blowup`` (divergence)."""
     s = _surface(surface)
     whole_number("steps", steps)
+    positive("lr", lr)   # a bool is refused too: True is not a learning rate
     p = torch.tensor(start if start is not None else s.start, dtype=torch.float64, requires_grad=True)
     opt = make_optimizer(optimizer, [p], lr=lr, momentum=momentum, betas=betas, weight_decay=weight_decay)
     path, losses = [p.detach().clone().numpy()], []
@@ -103,9 +104,20 @@ def hessian(surface: str | Surface, point) -> np.ndarray:
     return torch.autograd.functional.hessian(s.f, torch.tensor(point, dtype=torch.float64)).numpy()
 
 
+def _inside(path: np.ndarray, s: Surface) -> np.ndarray:
+    """For each point of ``path``, whether it lies in the surface's frame (its x and y ranges)."""
+    (x0, x1), (y0, y1) = s.x_range, s.y_range
+    return (path[:, 0] >= x0) & (path[:, 0] <= x1) & (path[:, 1] >= y0) & (path[:, 1] <= y1)
+
+
 def contour_figure(surface: str | Surface, paths: dict[str, np.ndarray], *, title: str | None = None,
                    height: int = 460) -> go.Figure:
-    """Contours of the surface with one line per trajectory (start: circle, end: x)."""
+    """Contours of the surface with one line per trajectory (start: circle, end: x).
+
+    The frame is the surface's own x and y ranges, where the converging paths are. A path that ends outside
+    it (a diverging one) is drawn up to the edge where it first leaves, and its legend entry says so: the
+    zigzags of a diverging path beyond the frame would otherwise cross the whole figure and hide the others.
+    """
     s = _surface(surface)
     xs, ys = np.linspace(*s.x_range, 120), np.linspace(*s.y_range, 90)
     X, Y = np.meshgrid(xs, ys)
@@ -118,17 +130,23 @@ def contour_figure(surface: str | Surface, paths: dict[str, np.ndarray], *, titl
     for i, (name, path) in enumerate(paths.items()):
         color = PALETTE[i % len(PALETTE)]
         clipped = path[np.all(np.isfinite(path), axis=1)]
+        inside = _inside(clipped, s)
+        if len(clipped) and not inside[-1]:       # ends outside the frame: up to the first step out
+            leaves = int(np.argmin(inside))
+            clipped, name = clipped[:leaves + 1], f"{name} · leaves the frame at step {leaves}, ends outside"
         fig.add_trace(go.Scatter(x=clipped[:, 0], y=clipped[:, 1], mode="lines+markers", name=name,
                                  line=dict(color=color, width=2), marker=dict(size=3)))
-        fig.add_trace(go.Scatter(x=clipped[-1:, 0], y=clipped[-1:, 1], mode="markers", showlegend=False,
-                                 marker=dict(symbol="x", size=10, color=color)))
+        if len(clipped) and _inside(clipped[-1:], s)[0]:
+            fig.add_trace(go.Scatter(x=clipped[-1:, 0], y=clipped[-1:, 1], mode="markers", showlegend=False,
+                                     marker=dict(symbol="x", size=10, color=color)))
     fig.add_trace(go.Scatter(x=[m[0] for m in s.minima], y=[m[1] for m in s.minima], mode="markers",
                              name="minimum", marker=dict(symbol="star", size=14, color="gold",
                                                          line=dict(color="black", width=1))))
     fig.update_layout(title=title or s.formula, height=height, template="plotly_white",
                       xaxis=dict(range=list(s.x_range), title="x"), yaxis=dict(range=list(s.y_range), title="y"),
-                      margin=dict(l=50, r=20, t=50, b=40))
-    return fig
+                      margin=dict(l=50, r=20, t=50, b=40),
+                      legend=dict(orientation="h", yanchor="top", y=-0.14, xanchor="left", x=0))
+    return wrap_title(fig)
 
 
 def loss_figure(losses: dict[str, np.ndarray], *, title: str = "f along each path", log_y: bool = True,
@@ -143,4 +161,4 @@ def loss_figure(losses: dict[str, np.ndarray], *, title: str = "f along each pat
                       template="plotly_white", margin=dict(l=50, r=20, t=50, b=40))
     if log_y:
         fig.update_yaxes(type="log", exponentformat="power")
-    return fig
+    return wrap_title(fig)

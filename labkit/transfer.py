@@ -43,7 +43,8 @@ from .objectives import MLMPairForward, mlm_pair_loss
 from .train import History, accuracy, evaluate, fit, warmup_cosine
 
 __all__ = ["ARMS", "SPLITS", "FRAME", "Encoders", "BookEncoder", "Arm", "RunResult", "encode_texts",
-           "encode_examples", "seen_word_test", "held_out_splits", "tiny_bert_config", "pretrain_mlm", "book_arm",
+           "encode_examples", "check_label_sets", "seen_word_test", "held_out_splits", "tiny_bert_config",
+           "pretrain_mlm", "book_arm",
            "train_classifier", "train_arm", "sweep", "results_table", "accuracy_table", "gap_verdicts",
            "sentence_vectors", "closer_to_own_sentiment", "minilm_training_data"]
 
@@ -141,6 +142,29 @@ def encode_examples(tokenizer, examples: list[tuple[str, int]], max_length: int 
     return TensorDataset(ids, mask, torch.tensor([y for _, y in examples], dtype=torch.long))
 
 
+def check_label_sets(train_labels, **splits) -> list:
+    """The sorted classes of ``train_labels``; refuses a split (keyword: its name, value: its labels) with a class
+    the training labels never have, naming the split, those classes and the training label set.
+
+    A classifier cannot learn a class it never sees, so every example of such a class counts as an error it
+    could not avoid (and a head sized from the training labels may not even have an output for it).
+    """
+    def classes(labels) -> set:
+        values = labels.tolist() if hasattr(labels, "tolist") else list(labels)
+        return {v.item() if hasattr(v, "item") else v for v in values}
+
+    known = classes(train_labels)
+    if not known:
+        raise ValueError("train_labels is empty: need at least one labelled training example")
+    for name, labels in splits.items():
+        extra = classes(labels) - known
+        if extra:
+            raise ValueError(f"{name} has label(s) {sorted(extra, key=str)} that the training labels never have "
+                             f"(training label set: {sorted(known, key=str)}): train and {name} must use the same "
+                             "label set (split one labelled set, stratified), or drop those examples")
+    return sorted(known, key=str)
+
+
 # ----------------------------------------------------------------------------- the test splits
 def seen_word_test(data: Reviews, n: int = 250, seed: int = 1) -> list[tuple[str, int]]:
     """``n`` new reviews (balanced) written with the training split's sentiment words: none repeats a sentence
@@ -217,6 +241,7 @@ def train_arm(arm: Arm, data: Reviews, n_labels: int, tests: dict[str, list], *,
     if batch_size > len(examples):
         raise ValueError(f"batch_size must be at most the labelled-set size n_labels={n_labels}; got {batch_size}")
     torch.manual_seed(seed)
+    check_label_sets([y for _, y in examples], **{split: [y for _, y in ex] for split, ex in tests.items()})
     model = SequenceClassifier(arm.new_encoder(seed), n_classes=2).to(device or "cpu")
     if freeze_encoder:
         freeze(model.encoder)

@@ -138,8 +138,17 @@ def test_save_encoder_refuses_a_mismatched_vocab(tmp_path):
 
 
 # ----------------------------------------------------------------------------- Lab 5's checks
-class _Fixed(torch.nn.Module):
-    """The solution to 5.4/5.5: packed BiLSTM, one logit per review."""
+# Every check: the right answer passes; the naive answer, the article's version, a constant output and an
+# ignored argument are refused (test_labs.py holds a few more refusals and the hint tests).
+import torch.nn.functional as F  # noqa: E402
+from torch import nn  # noqa: E402
+from torch.nn.utils.rnn import pack_padded_sequence  # noqa: E402
+
+from labkit.labs import lab05  # noqa: E402
+
+
+class _Fixed(nn.Module):
+    """The solution to 5.4/5.5: packed BiLSTM, one logit per review (pack=False: reads the padding)."""
 
     def __init__(self, vocab_size, pack=True):
         super().__init__()
@@ -149,45 +158,101 @@ class _Fixed(torch.nn.Module):
         return self.model(ids, lengths if self.pack else torch.full_like(lengths, ids.shape[1]))
 
 
-class _PerToken(torch.nn.Module):
+class _Learner(nn.Module):
+    """A learner's own packed BiLSTM; ``use`` picks what the head reads (the right one: both final states)."""
+
+    def __init__(self, vocab_size, use="both", bidirectional=True, pack=True):
+        super().__init__()
+        self.use, self.pack = use, pack
+        self.emb = nn.Embedding(vocab_size, 8, padding_idx=0)
+        self.lstm = nn.LSTM(8, 6, batch_first=True, bidirectional=bidirectional)
+        self.head = nn.Linear(12 if bidirectional and use in ("both", "last output") else 6, 1)
+
+    def forward(self, ids, lengths):
+        x = self.emb(ids)
+        if self.pack:
+            x = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        out, (h_n, _) = self.lstm(x)
+        if self.use == "last output":                # the output at the last position, padding or not
+            return self.head(out[:, -1]).squeeze(-1)
+        h = {"both": lambda: torch.cat([h_n[-2], h_n[-1]], -1), "backward": lambda: h_n[-1],
+             "forward": lambda: h_n[-2], "one-way": lambda: h_n[-1]}[self.use]()
+        return self.head(h).squeeze(-1)
+
+
+class _MeanPool(nn.Module):
+    """Embedding -> masked mean over the words -> linear: one logit per review, padding-proof, and no LSTM."""
+
+    def __init__(self, vocab_size):
+        super().__init__()
+        self.emb, self.head = nn.Embedding(vocab_size, 8, padding_idx=0), nn.Linear(8, 1)
+
+    def forward(self, ids, lengths):
+        mask = (torch.arange(ids.shape[1])[None] < lengths[:, None]).float()
+        return self.head((self.emb(ids) * mask[..., None]).sum(1) / lengths[:, None]).squeeze(-1)
+
+
+class _UnusedLSTM(_MeanPool):
+    """Has a bidirectional LSTM, never calls it."""
+
+    def __init__(self, vocab_size):
+        super().__init__(vocab_size)
+        self.lstm = nn.LSTM(8, 6, batch_first=True, bidirectional=True)
+
+
+class _PerToken(nn.Module):
     """The article's model: return_sequences=True -> Dense(1) -> sigmoid, one value per token."""
 
     def __init__(self, vocab_size):
         super().__init__()
-        self.emb = torch.nn.Embedding(vocab_size, 8)
-        self.lstm = torch.nn.LSTM(8, 6, batch_first=True, bidirectional=True)
-        self.dense = torch.nn.Linear(12, 1)
+        self.emb = nn.Embedding(vocab_size, 8)
+        self.lstm = nn.LSTM(8, 6, batch_first=True, bidirectional=True)
+        self.dense = nn.Linear(12, 1)
 
     def forward(self, ids, lengths):
         return torch.sigmoid(self.dense(self.lstm(self.emb(ids))[0]))
 
 
-def _solutions():
-    def build_vocab(texts):
-        vocab = {"<pad>": 0, "<unk>": 1}
-        for t in texts:
-            for w in tokenize(t):
-                vocab.setdefault(w, len(vocab))
-        return vocab
+class _Constant(_Fixed):
+    """A bidirectional LSTM whose output is thrown away: the same logit for every review."""
 
-    def to_ids(vocab, text):
-        return [vocab.get(w, 1) for w in tokenize(text)]
+    def forward(self, ids, lengths):
+        return 0 * super().forward(ids, lengths) + 0.3
 
-    def make_xy(examples):
-        vocab = build_vocab([t for t, _ in examples])
-        rows = [to_ids(vocab, t) for t, _ in examples]
-        lengths = torch.tensor([len(r) for r in rows])
-        x = torch.zeros(len(rows), int(lengths.max()), dtype=torch.long)
-        for i, r in enumerate(rows):
+
+def _build_vocab(texts):
+    vocab = {"<pad>": 0, "<unk>": 1}
+    for t in texts:
+        for w in tokenize(t):
+            vocab.setdefault(w, len(vocab))
+    return vocab
+
+
+def _to_ids(vocab, text):
+    return [vocab.get(w, 1) for w in tokenize(text)]
+
+
+def _make_xy(examples, left=False, float_labels=True):
+    vocab = _build_vocab([t for t, _ in examples])
+    rows = [_to_ids(vocab, t) for t, _ in examples]
+    lengths = torch.tensor([len(r) for r in rows])
+    x = torch.zeros(len(rows), int(lengths.max()), dtype=torch.long)
+    for i, r in enumerate(rows):
+        if left:
+            x[i, x.shape[1] - len(r):] = torch.tensor(r)     # Keras' pad_sequences default, padding="pre"
+        else:
             x[i, :len(r)] = torch.tensor(r)
-        return x, lengths, torch.tensor([y for _, y in examples], dtype=torch.float)
+    y = torch.tensor([lab for _, lab in examples], dtype=torch.float if float_labels else torch.long)
+    return x, lengths, y
 
-    return {"5.1": build_vocab, "5.2": to_ids, "5.3": make_xy, "5.4": _Fixed, "5.5": _Fixed,
-            "5.6": torch.nn.BCEWithLogitsLoss(), "5.7": 12_721, "5.8": "hello"}
+
+def _solutions():
+    return {"5.1": _build_vocab, "5.2": _to_ids, "5.3": _make_xy, "5.4": _Fixed, "5.5": _Fixed,
+            "5.6": nn.BCEWithLogitsLoss(), "5.7": 12_721, "5.8": "hello"}
 
 
 def _article_answers():
-    words = ["hello", "world", "this", "is", "a", "test"]
+    words = lab05.ARTICLE_WORDS
 
     def make_xy(examples):  # one "sentence" for all the labels, as in the article
         x = torch.tensor([[i for i, _ in enumerate(words)]])
@@ -195,15 +260,20 @@ def _article_answers():
 
     return {"5.1": lambda texts: {w: i for i, w in enumerate(words)},
             "5.2": lambda vocab, text: [vocab[w] for w in tokenize(text)],   # KeyError on unseen words
-            "5.3": make_xy, "5.4": _PerToken, "5.5": lambda v: _Fixed(v, pack=False),
-            "5.6": torch.nn.BCELoss(), "5.7": 12_977, "5.8": "<pad>"}
+            "5.3": make_xy, "5.4": _PerToken, "5.5": _PerToken,
+            "5.6": lambda z, y: F.binary_cross_entropy(torch.sigmoid(z), y),    # Dense(sigmoid) + binary_crossentropy
+            "5.7": 12_977, "5.8": "<pad>"}
 
 
-def test_lab05_solutions_pass_stubs_and_the_articles_answers_fail(capsys):
+@pytest.fixture(scope="module")
+def lab5():
     from labkit.data.reviews import make_reviews
-    from labkit.labs.lab05 import article_parameter_count, exercises
+    data = make_reviews(seed=0, n_test=20)
+    return data, lab05.exercises(data)
 
-    ex = exercises(make_reviews(seed=0, n_test=20))
+
+def test_lab05_solutions_pass_stubs_and_the_articles_answers_fail(lab5, capsys):
+    _, ex = lab5
     solutions, article = _solutions(), _article_answers()
     assert set(ex) == set(solutions) == set(article)
     for key, e in ex.items():
@@ -211,4 +281,93 @@ def test_lab05_solutions_pass_stubs_and_the_articles_answers_fail(capsys):
         assert not e.check(None), key
         assert not e.check(article[key]), key
     assert "not answered yet" in capsys.readouterr().out
-    assert article_parameter_count() == 12_721  # what Keras' count_params() reports (checked in ch05-2)
+    assert lab05.article_parameter_count() == 12_721  # what Keras' count_params() reports (checked in ch05-2)
+
+
+def test_lab05_vocab_and_ids_refuse_naive_answers(lab5, capsys):
+    data, ex = lab5
+    test_texts = data.texts("test")
+    assert not ex["5.1"].check(lambda texts: {"<pad>": 0, "<unk>": 1})                      # ignores the texts
+    assert not ex["5.1"].check(lambda texts: {**{w: i for i, w in enumerate(                 # specials last
+        sorted({w for t in texts for w in tokenize(t)}))}, "<pad>": 0, "<unk>": 1})
+    assert not ex["5.1"].check(lambda texts: _build_vocab(list(texts) + test_texts))         # the test split leaks in
+    assert "leaks" in capsys.readouterr().out
+    assert not ex["5.2"].check(lambda vocab, text: [vocab.get(w, 0) for w in tokenize(text)])  # unknown -> padding id
+    assert not ex["5.2"].check(lambda vocab, text: [1] * len(tokenize(text)))                # ignores the vocabulary
+    assert not ex["5.2"].check(lambda vocab, text: _to_ids(vocab, test_texts[0]))           # ignores the text
+    assert not ex["5.2"].check(lambda vocab, text: [vocab.get(w, 1) for w in text.split()])  # no tokenize: "word."
+
+
+def test_lab05_make_xy_refuses_left_padding_int_labels_and_ids_that_ignore_the_words(lab5):
+    _, ex = lab5
+    assert ex["5.3"].check(_make_xy)
+    assert not ex["5.3"].check(lambda e: _make_xy(e, left=True))                 # Keras' default padding="pre"
+    assert not ex["5.3"].check(lambda e: _make_xy(e, float_labels=False))        # integer labels
+    assert not ex["5.3"].check(lambda e: (lambda x, n, y: (x, n, y[:, None]))(*_make_xy(e)))   # y of shape (N, 1)
+
+    def ones(examples):   # the right shapes and padding, but every word has id 2
+        x, lengths, y = _make_xy(examples)
+        return (x > 0).long() * 2, lengths, y
+
+    assert not ex["5.3"].check(ones)
+    assert not ex["5.3"].check(lambda e: (torch.zeros(10, 5, dtype=torch.long), torch.full((10,), 5),
+                                          torch.zeros(10)))                     # a constant batch
+
+
+@pytest.mark.parametrize("model, passes_5_4, passes_5_5", [
+    (_Fixed, True, True),
+    (_Learner, True, True),                                   # a learner's own packed BiLSTM
+    (lambda v: _Fixed(v, pack=False), True, False),           # reads the padding
+    (lambda v: _Learner(v, use="last output", pack=False), True, False),
+    (_MeanPool, False, False),                                # padding-proof, one logit, but no LSTM
+    (_UnusedLSTM, False, False),                              # an LSTM that forward never calls
+    (lambda v: _Learner(v, use="one-way", bidirectional=False), False, False),   # a one-way LSTM
+    (lambda v: _Learner(v, use="backward"), False, True),     # ignores the forward direction
+    (lambda v: _Learner(v, use="forward"), False, True),      # ignores the backward direction
+    (_PerToken, False, False),                                # the article's: one value per token
+    (_Constant, False, False),                                # the same logit for every review
+    (lambda v: _Fixed(20), False, False),                     # ignores vocab_size (IndexError on id 36)
+], ids=["solution", "learner", "unpacked", "last-output", "mean-pool", "unused-lstm", "one-way", "backward-only",
+        "forward-only", "per-token", "constant", "ignores-vocab-size"])
+def test_lab05_model_checks_need_a_real_bidirectional_lstm(lab5, model, passes_5_4, passes_5_5):
+    _, ex = lab5
+    assert ex["5.4"].check(model) is passes_5_4
+    assert ex["5.5"].check(model) is passes_5_5
+
+
+def test_lab05_loss_check_tries_extreme_logits(lab5, capsys):
+    _, ex = lab5
+    for right in (nn.BCEWithLogitsLoss(), F.binary_cross_entropy_with_logits,
+                  lambda z, y: (F.softplus(z) - z * y).mean()):                  # the stable formula by hand
+        assert ex["5.6"].check(right)
+    capsys.readouterr()
+    # BCELoss on sigmoid(z): right on moderate logits, wrong gradient (0) once sigmoid rounds to 0 or 1
+    z, y = torch.tensor([2.5, -1.0, 0.3, -4.0]), torch.tensor([1.0, 0.0, 0.0, 1.0])
+    assert torch.isclose(F.binary_cross_entropy(torch.sigmoid(z), y), F.binary_cross_entropy_with_logits(z, y))
+    assert not ex["5.6"].check(lambda z, y: F.binary_cross_entropy(torch.sigmoid(z), y))
+    assert "rounds to exactly 0 or 1" in capsys.readouterr().out   # refused on the extreme logits, not before
+    assert torch.sigmoid(lab05.extreme_logits()[0]).tolist() == [1.0, 0.0, 1.0, 0.0]   # exactly saturated
+    assert not ex["5.6"].check(lambda z, y: nn.BCELoss()(torch.sigmoid(z), y))
+    assert not ex["5.6"].check(nn.BCELoss())                                             # logits outside [0, 1]
+    assert not ex["5.6"].check(lambda z, y: -(y * torch.log(torch.sigmoid(z))                 # the textbook formula
+                                              + (1 - y) * torch.log(1 - torch.sigmoid(z))).mean())
+    assert not ex["5.6"].check(lambda z, y: -(y * torch.log(torch.sigmoid(z))).mean())         # the article's 1-term CE
+    assert not ex["5.6"].check(nn.BCEWithLogitsLoss(reduction="sum"))                          # not the mean
+    assert not ex["5.6"].check(lambda z, y: torch.tensor(0.6931))                              # a constant
+    assert not ex["5.6"].check(lambda z, y: F.binary_cross_entropy_with_logits(z, torch.ones_like(z)))  # ignores y
+    assert not ex["5.6"].check(lambda z, y: F.binary_cross_entropy_with_logits(z.detach(), y))  # no gradient
+
+
+def test_lab05_value_questions_refuse_the_usual_miscounts(lab5):
+    _, ex = lab5
+    count = lab05.article_parameter_count
+    e, u = 16, 32
+    assert ex["5.7"].check(count())
+    assert not ex["5.7"].check(count() + 2 * 4 * u)                         # PyTorch's two biases
+    assert not ex["5.7"].check(count() - 2 * 4 * u - 1)                     # no biases at all
+    assert not ex["5.7"].check(7 * e + 4 * (u * (e + u) + u) + u + 1)       # one direction only
+    assert not ex["5.7"].check(count() - u)                                 # the dense unit reads one direction
+    assert not ex["5.7"].check(count(6, e, u))                              # the vocabulary without the "+1"
+    assert not ex["5.7"].check(count(7, e, u) - 7 * e)                      # the embedding forgotten
+    for wrong in ("<pad>", "test", "world", "0"):
+        assert not ex["5.8"].check(wrong)

@@ -6,10 +6,7 @@ import pytest
 
 from labkit import sizing, zoo
 from labkit.labs import ch01
-
-
-def refuses(ex, *answers) -> bool:
-    return not any(ex.check(a) for a in answers)
+from exercise_checks import refuses
 
 
 def test_profile_in_simulates_the_environment_and_restores_it():

@@ -282,3 +282,117 @@ def test_bench_decoder_runs_on_a_tiny_config():
     for key in ("cache / no cache", "labkit / HF generate"):
         lo, median, hi = r[key]
         assert 0 < lo <= median <= hi
+
+
+# ---------------------------------------------------------------- each reference option: implemented, harmless, refused
+def _undecided(options, config_cls):
+    """Fields of the reference config class that the options table has no decision for."""
+    from transformers import GenerationConfig
+    return sorted(set(config_cls().to_dict()) - options.known() - set(GenerationConfig().to_dict()))
+
+
+def test_every_llama_qwen2_bart_vit_config_field_has_a_decision():
+    from labkit.nn.llama import LLAMA_OPTIONS
+    from labkit.nn.seq2seq import BART_OPTIONS
+    from labkit.nn.vit import VIT_OPTIONS
+    for options, config_cls in [(LLAMA_OPTIONS, HFLlamaConfig), (LLAMA_OPTIONS, Qwen2Config),
+                                (BART_OPTIONS, BartConfig), (VIT_OPTIONS, HFViTConfig)]:
+        assert _undecided(options, config_cls) == [], config_cls.__name__
+
+
+LLAMA_SIZE = dict(vocab_size=101, hidden_size=64, intermediate_size=176, num_hidden_layers=2, num_attention_heads=8,
+                  num_key_value_heads=2, max_position_embeddings=64)
+
+
+@pytest.mark.parametrize("config, option, value", [
+    (HFLlamaConfig, "rope_parameters", {"rope_type": "linear", "factor": 2.0, "rope_theta": 10000.0}),
+    (HFLlamaConfig, "rope_parameters", {"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 0.5}),
+    (HFLlamaConfig, "attention_bias", True), (HFLlamaConfig, "mlp_bias", True), (HFLlamaConfig, "hidden_act", "gelu"),
+    (HFLlamaConfig, "head_dim", 16), (HFLlamaConfig, "pruned_heads", {0: [1]}),
+    (Qwen2Config, "use_sliding_window", True), (Qwen2Config, "layer_types", ["full_attention", "sliding_attention"]),
+])
+def test_llama_from_hf_refuses_options_it_does_not_implement(config, option, value):
+    cfg = config(**LLAMA_SIZE)
+    setattr(cfg, option, value)
+    with pytest.raises(ValueError, match=rf"Llama.from_hf does not implement {option}="):
+        llama_config_from_hf(cfg)
+
+
+def test_llama_from_hf_refuses_a_tied_config_with_an_untied_head_and_another_family():
+    hf = tiny_hf_llama(tie=False)
+    hf.config.tie_word_embeddings = True                 # the config no longer fits the weights
+    with pytest.raises(ValueError, match="tie_word_embeddings=True but lm_head.weight differs"):
+        Llama.from_hf(hf)
+    with pytest.raises(ValueError, match="model_type 'llama' or 'qwen2'; got model_type='bart'"):
+        llama_config_from_hf(BartConfig())
+    with pytest.raises(ValueError, match="attention_bias=True"):          # through a real model too
+        Llama.from_hf(tiny_hf_llama(attention_bias=True))
+
+
+BART_SIZE = dict(vocab_size=120, d_model=32, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
+                 decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64, max_position_embeddings=32)
+
+
+@pytest.mark.parametrize("option, value", [
+    ("activation_function", "silu"), ("decoder_attention_heads", 4), ("decoder_ffn_dim", 128),
+    ("tie_word_embeddings", False), ("normalize_before", True), ("add_final_layer_norm", True),
+    ("static_position_embeddings", True), ("pruned_heads", {0: [1]}),
+])
+def test_seq2seq_from_hf_refuses_bart_options_it_does_not_implement(option, value):
+    from labkit.nn.seq2seq import bart_config_from_hf
+    cfg = BartConfig(**BART_SIZE)
+    setattr(cfg, option, value)                          # normalize_before...: fields of transformers 3.x configs
+    with pytest.raises(ValueError, match=rf"Seq2Seq.from_hf does not implement {option}="):
+        bart_config_from_hf(cfg)
+
+
+def test_seq2seq_from_hf_refuses_an_untied_bart():
+    """tie_word_embeddings=False gives BART three embedding matrices; labkit's Seq2Seq has one."""
+    torch.manual_seed(0)
+    hf = BartForConditionalGeneration(BartConfig(**BART_SIZE, tie_word_embeddings=False)).eval()
+    assert hf.lm_head.weight is not hf.model.shared.weight
+    with pytest.raises(ValueError, match="tie_word_embeddings=False"):
+        Seq2Seq.from_hf(hf)
+
+
+VIT_SIZE = dict(image_size=32, patch_size=8, num_channels=3, hidden_size=64, num_hidden_layers=1,
+                num_attention_heads=4, intermediate_size=128)
+
+
+@pytest.mark.parametrize("option, value", [
+    ("hidden_act", "gelu_new"), ("hidden_act", "relu"), ("qkv_bias", False), ("pooler_act", "relu"),
+    ("pooler_output_size", 32), ("pruned_heads", {0: [1]}),
+])
+def test_vit_from_hf_refuses_options_it_does_not_implement(option, value):
+    from labkit.nn.vit import vit_config_from_hf
+    cfg = HFViTConfig(**VIT_SIZE)
+    setattr(cfg, option, value)
+    with pytest.raises(ValueError, match=rf"ViT.from_hf does not implement {option}="):
+        vit_config_from_hf(cfg)
+
+
+def test_vit_from_hf_refuses_a_model_without_its_pooler():
+    hf = ViTModel(HFViTConfig(**VIT_SIZE), add_pooling_layer=False).eval()
+    with pytest.raises(ValueError, match="needs a ViTModel with its pooler"):
+        ViT.from_hf(hf)
+
+
+def test_efficientnet_refuses_a_damaged_weights_file(tmp_path, monkeypatch):
+    from labkit.nn import efficientnet
+    model = efficientnet.EfficientNetLite0()
+    path = tmp_path / "lite0.pth"
+    monkeypatch.setattr(efficientnet, "packaged_lite0_path", lambda: path)
+    path.write_bytes(b"\x80\x02garbage, not a state dict")
+    with pytest.raises(ValueError, match=r"lite0.pth is not a readable state dict"):
+        efficientnet.load_packaged_lite0()
+    state = model.state_dict()
+    torch.save({k: v for k, v in state.items() if k != "_fc.bias"}, path)
+    with pytest.raises(ValueError, match=r"lite0.pth does not hold EfficientNet-Lite0's tensors.*_fc.bias"):
+        efficientnet.load_packaged_lite0()
+    state["_fc.weight"][0, 0] = float("nan")
+    torch.save(state, path)
+    with pytest.raises(ValueError, match=r"1 of its \d+ tensors hold NaN or infinite values \(e.g. '_fc.weight'\)"):
+        efficientnet.load_packaged_lite0()
+    state["_fc.weight"][0, 0] = 0.0
+    torch.save(state, path)
+    assert not efficientnet.load_packaged_lite0().training       # the undamaged file loads

@@ -91,6 +91,8 @@ def test_gradient_check_of_a_known_function():
     (lambda: nn.MSELoss()(np.zeros((3, 1)), np.zeros(3)), "pred"),
     (lambda: nn.SoftmaxCrossEntropy()(np.zeros((3, 2)), np.array([0, 1, 2])), "labels"),
     (lambda: nn.MLP([2, 3, 1]).sgd_step(-0.1), "lr"),
+    (lambda: nn.MLP([2, 3, 1]).sgd_step(True), "lr"),
+    (lambda: nn.train_gd(nn.MLP([2, 1]), nn.MSELoss(), np.zeros((2, 2)), np.zeros((2, 1)), lr=0.1, steps=0), "steps"),
 ])
 def test_bad_input_is_refused(call, name):
     with pytest.raises(ValueError, match=name):
@@ -104,3 +106,26 @@ def test_check_layer_catches_a_wrong_backward():
             return grad_out * s * (1 - s)
 
     assert nn.check_layer(ArticleSigmoid(), X.copy())["x"] > 1e-2
+
+
+def test_check_layer_catches_a_backward_that_ignores_grad_out():
+    class IgnoresGradOut(nn.Tanh):  # returns f'(Z) alone, as if the upstream gradient were all ones
+        def backward(self, grad_out):
+            return 1 - self.a ** 2
+
+    assert nn.check_layer(IgnoresGradOut(), X.copy())["x"] > 1e-2
+
+
+def test_train_gd_is_the_loop_of_forward_backward_and_step():
+    data = np.random.default_rng(4).normal(size=(64, 2))
+    y = (data[:, :1] > 0) * 1.0
+    a, b = nn.MLP([2, 4, 1], "tanh", seed=1), nn.MLP([2, 4, 1], "tanh", seed=1)
+    curve = nn.train_gd(a, nn.BCEWithLogitsLoss(), data, y, lr=0.5, steps=50)
+    loss = nn.BCEWithLogitsLoss()
+    by_hand = []
+    for _ in range(50):
+        by_hand.append(loss(b.forward(data), y))
+        b.backward(loss.backward())
+        b.sgd_step(0.5)
+    assert curve == by_hand and len(curve) == 50 and curve[-1] < curve[0]
+    np.testing.assert_array_equal(a.layers[0].params["W"], b.layers[0].params["W"])

@@ -45,6 +45,8 @@ def test_figures_build():
     (lambda: surfaces.trajectory("quadratic", "rmsprop", lr=0.1, steps=5), "optimizer"),
     (lambda: surfaces.trajectory("quadratic", "gd", lr=0.1, steps=0), "steps"),
     (lambda: surfaces.trajectory("quadratic", "gd", lr=-0.1, steps=5), "lr"),
+    (lambda: surfaces.trajectory("quadratic", "gd", lr=0.0, steps=5), "lr"),
+    (lambda: surfaces.trajectory("quadratic", "gd", lr=True, steps=5), "lr"),
 ])
 def test_bad_input_is_refused(call, name):
     with pytest.raises(ValueError, match=name):

@@ -13,9 +13,10 @@ from labkit.data.tokenizer import get_tokenizer
 from labkit.labs import ch02
 from labkit.nn import BertForPretraining, SequenceClassifier, count_parameters
 from labkit.transfer import (FRAME, SPLITS, Arm, BookEncoder, RunResult, accuracy_table, book_arm,
-                             closer_to_own_sentiment, encode_texts, gap_verdicts, minilm_training_data,
+                             check_label_sets, closer_to_own_sentiment, encode_texts, gap_verdicts, minilm_training_data,
                              pretrain_mlm, results_table, seen_word_test, sweep, held_out_splits, tiny_bert_config,
                              train_arm)
+from exercise_checks import states_answer
 
 ADJECTIVES = {w for words in (SEEN_WORDS, HELD_OUT_WORDS) for label in words.values() for w in label["adj"]}
 
@@ -142,6 +143,22 @@ def test_sweep_runs_every_arm_at_every_size_on_the_same_examples(tok, data, monk
         sweep([], data, [4], {})
 
 
+def test_mismatched_label_sets_are_refused_naming_the_split_and_the_labels(tok, data):
+    assert check_label_sets([1, 0, 1], test=[0, 0], val=torch.tensor([1])) == [0, 1]    # a subset is fine
+    with pytest.raises(ValueError) as e:
+        check_label_sets(torch.tensor([0, 1, 2]), val=[0, 1], test=torch.tensor([0, 3, 4, 3]))
+    msg = str(e.value)
+    assert "test has label(s) [3, 4]" in msg and "training label set: [0, 1, 2]" in msg and "same label set" in msg
+    with pytest.raises(ValueError, match=r"val has label\(s\) \['neutral'\]"):
+        check_label_sets(["pos", "neg"], val=["neg", "neutral"])
+    with pytest.raises(ValueError, match="train_labels is empty"):
+        check_label_sets([], test=[0])
+    arm = book_arm("scratch", tok, tiny_bert_config(tok, d_model=16, n_layers=1), lr=1e-3, steps=1)
+    three_way = data.test[:4] + [("it was fine, neither good nor bad", 2)]
+    with pytest.raises(ValueError, match=r"unseen has label\(s\) \[2\]"):       # before anything trains
+        train_arm(arm, data, 4, {"unseen": three_way}, batch_size=4)
+
+
 def test_a_batch_larger_than_the_labels_is_refused(tok, data):
     arm = book_arm("scratch", tok, tiny_bert_config(tok, d_model=16, n_layers=1), lr=1e-3, steps=1)
     with pytest.raises(ValueError, match="batch_size must be at most the labelled-set size n_labels=4"):
@@ -226,11 +243,6 @@ def test_minilm_training_data_reads_the_shipped_model_card():
 
 
 # ----------------------------------------------------------------------------- chapter 2's exercises
-def states_answer(hint: str, value) -> bool:
-    forms = {str(value), f"{value:,}", f"{value:g}", f"{value:.1f}", f"{value:.2f}"}
-    return any(f in hint for f in forms)
-
-
 def test_chapter2_right_answers_pass_and_wrong_ones_fail(tiny, data):
     _, model, _ = tiny
     results = _results()

@@ -139,3 +139,109 @@ def test_bench_gpt_runs_on_a_tiny_config():
     r = bench(n_layer=1, n_embd=32, n_head=2, seq=16, batch=2, vocab=64, warmup=1, steps=2)
     assert r["labkit GPT"] > 0 and r["HF GPT2LMHeadModel"] > 0
     assert r["ratio"] == pytest.approx(r["labkit GPT"] / r["HF GPT2LMHeadModel"])
+
+
+# ---------------------------------------------------------------- from_hf refuses what it does not implement
+def _classified(options, config_cls):
+    """Fields of the reference config class that the options table has no decision for."""
+    from transformers import GenerationConfig
+    return sorted(set(config_cls().to_dict()) - options.known() - set(GenerationConfig().to_dict()))
+
+
+def test_every_gpt2_and_bert_config_field_has_a_decision():
+    from transformers import BertConfig, GPT2Config
+
+    from labkit.nn.transformer import BERT_OPTIONS, GPT2_OPTIONS
+    assert _classified(GPT2_OPTIONS, GPT2Config) == []
+    assert _classified(BERT_OPTIONS, BertConfig) == []
+
+
+@pytest.mark.parametrize("option, value", [
+    ("scale_attn_weights", False), ("scale_attn_by_inverse_layer_idx", True), ("add_cross_attention", True),
+    ("activation_function", "silu"), ("activation_function", "quick_gelu"), ("activation_function", "gelu_10"),
+    ("pruned_heads", {0: [1]}),
+])
+def test_gpt_from_hf_refuses_gpt2_options_it_does_not_implement(option, value):
+    from transformers import GPT2Config
+
+    from labkit.nn.transformer import gpt_config_from_hf
+    with pytest.raises(ValueError, match=rf"GPT.from_hf does not implement {option}={value!r}".replace("{", r"\{")
+                       .replace("}", r"\}").replace("[", r"\[").replace("]", r"\]")):
+        gpt_config_from_hf(GPT2Config(n_layer=2, n_embd=64, n_head=4, vocab_size=100, n_positions=32,
+                                      **{option: value}))
+
+
+@pytest.mark.parametrize("option, value", [("scale_attn_weights", False), ("scale_attn_by_inverse_layer_idx", True),
+                                           ("activation_function", "silu")])
+def test_the_refused_gpt2_options_change_the_reference_logits(option, value):
+    """Why they are refused: the same weights give other logits in Hugging Face's own GPT-2."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from labkit.nn.transformer import gpt_config_from_hf
+    size = dict(n_layer=2, n_embd=64, n_head=4, vocab_size=100, n_positions=32)
+    torch.manual_seed(0)
+    ref = GPT2LMHeadModel(GPT2Config(**size)).eval()
+    changed = GPT2LMHeadModel(GPT2Config(**size, **{option: value})).eval()
+    changed.load_state_dict(ref.state_dict())
+    idx = torch.randint(0, 100, (2, 32), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert (changed(idx).logits - ref(idx).logits).abs().max().item() > 1e-3
+    with pytest.raises(ValueError, match=option):
+        GPT.from_hf(changed)
+    gpt_config_from_hf(ref.config)                      # the defaults load
+
+
+def test_gpt_from_hf_implements_untied_heads_and_upcast_attention():
+    """tie_word_embeddings=False is implemented (a separate LM head); reorder_and_upcast_attn is harmless in float32."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+    size = dict(n_layer=2, n_embd=64, n_head=4, vocab_size=100, n_positions=32)
+    idx = torch.randint(0, 100, (2, 32), generator=torch.Generator().manual_seed(1))
+    torch.manual_seed(0)
+    untied = GPT2LMHeadModel(GPT2Config(**size, tie_word_embeddings=False)).eval()
+    upcast = GPT2LMHeadModel(GPT2Config(**size, reorder_and_upcast_attn=True)).eval()
+    plain = GPT2LMHeadModel(GPT2Config(**size)).eval()
+    upcast.load_state_dict(plain.state_dict())
+    with torch.no_grad():
+        assert (upcast(idx).logits - plain(idx).logits).abs().max().item() <= 1e-6      # the decision, measured
+        for hf in (untied, upcast):
+            ours = GPT.from_hf(hf).eval()
+            assert (ours(idx) - hf(idx).logits).abs().max().item() <= 1e-4
+    assert GPT.from_hf(untied).lm_head.weight is not GPT.from_hf(untied).emb.tok.weight
+    untied.config.tie_word_embeddings = True            # a config that no longer fits its weights
+    with pytest.raises(ValueError, match="tie_word_embeddings=True but lm_head.weight differs"):
+        GPT.from_hf(untied)
+
+
+@pytest.mark.parametrize("option, value", [
+    ("is_decoder", True), ("add_cross_attention", True), ("position_embedding_type", "relative_key"),
+    ("position_embedding_type", "relative_key_query"), ("hidden_act", "silu"), ("pruned_heads", {0: [1]}),
+])
+def test_bert_from_hf_refuses_bert_options_it_does_not_implement(option, value):
+    from transformers import BertConfig, BertModel
+
+    from labkit.nn.transformer import bert_config_from_hf
+    cfg = BertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                     intermediate_size=64, max_position_embeddings=32)
+    setattr(cfg, option, value)                         # position_embedding_type: a transformers 4.x field
+    with pytest.raises(ValueError, match=rf"BertEncoder.from_hf does not implement {option}="):
+        bert_config_from_hf(cfg)
+    if option in ("is_decoder", "hidden_act"):          # through a real model too
+        with pytest.raises(ValueError, match=rf"does not implement {option}="):
+            BertEncoder.from_hf(BertModel(cfg))
+
+
+def test_from_hf_refuses_another_family_and_unknown_options():
+    import dataclasses
+
+    from transformers import BertConfig, GPT2Config
+
+    from labkit.nn.transformer import GPT2_OPTIONS, bert_config_from_hf, gpt_config_from_hf
+    with pytest.raises(ValueError, match="model_type 'gpt2'; got model_type='bert'"):
+        gpt_config_from_hf(BertConfig())
+    with pytest.raises(ValueError, match="model_type 'bert'; got model_type='gpt2'"):
+        bert_config_from_hf(GPT2Config())
+    # a field with no decision (as a newer transformers may add) is refused when it is not at its default
+    forgetful = dataclasses.replace(GPT2_OPTIONS, implemented=GPT2_OPTIONS.implemented - {"n_inner"})
+    forgetful.check(GPT2Config())
+    with pytest.raises(ValueError, match=r"n_inner=128 \(an option it does not know; the default is None\)"):
+        forgetful.check(GPT2Config(n_inner=128))

@@ -44,15 +44,20 @@ class BiLSTMEncoder(nn.Module):
 
     Packing means the LSTM stops at each sequence's true length, so padding
     never enters a state: a sequence gets the same result alone or in a padded batch.
+    ``pack=False`` runs the LSTM over every position, padding included (the
+    article's Keras model without a mask does that); chapter 5.4 measures what it costs.
     """
 
-    def __init__(self, vocab_size: int, embed_dim: int = 64, hidden: int = 64, dropout: float = 0.0):
+    def __init__(self, vocab_size: int, embed_dim: int = 64, hidden: int = 64, dropout: float = 0.0,
+                 pack: bool = True):
         super().__init__()
         whole_number("vocab_size", vocab_size, minimum=3)  # padding, unknown and at least one word
         whole_number("embed_dim", embed_dim)
         whole_number("hidden", hidden)
+        if not isinstance(pack, bool):
+            raise ValueError(f"pack must be True or False; got {pack!r}")
         self.config = {"vocab_size": vocab_size, "embed_dim": embed_dim, "hidden": hidden}
-        self.hidden = hidden
+        self.hidden, self.pack = hidden, pack
         self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=0)
         self.dropout = nn.Dropout(dropout)
         self.lstm = nn.LSTM(embed_dim, hidden, batch_first=True, bidirectional=True)
@@ -63,6 +68,9 @@ class BiLSTMEncoder(nn.Module):
         (after reading back to the first word)."""
         check_batch(ids, lengths)
         x = self.dropout(self.embedding(ids))
+        if not self.pack:   # every position is read, padding too; h_n is the state after position T
+            out, (h_n, _) = self.lstm(x)
+            return out, h_n
         packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
         out, (h_n, _) = self.lstm(packed)
         out, _ = pad_packed_sequence(out, batch_first=True, total_length=ids.shape[1])

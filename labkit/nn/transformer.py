@@ -52,26 +52,122 @@ class TransformerConfig:
             raise ValueError(f"d_model must be even for positional='sinusoidal'; got {self.d_model}")
 
 
+# ---------------------------------------------------------------- what from_hf implements of a reference config
+# Hugging Face activation names -> labkit's, only where the function is the same to float precision
+# ("gelu_10" clips at 10 and "quick_gelu" is x * sigmoid(1.702 x): different functions, refused).
+HF_ACTIVATIONS = {"gelu": "gelu", "gelu_python": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh",
+                  "gelu_fast": "gelu_tanh", "gelu_accurate": "gelu_tanh", "gelu_python_tanh": "gelu_tanh",
+                  "relu": "relu"}
+
+# Fields of every Hugging Face config that do not change what an eval-mode model computes from the same
+# weights: names, ids and bookkeeping, output switches, the attention kernel, generation settings (the
+# GenerationConfig's fields are added at check time), and chunk_size_feed_forward (the same numbers, in chunks).
+HF_HARMLESS = frozenset({
+    "_name_or_path", "architectures", "transformers_version", "model_type", "dtype", "torch_dtype", "use_bfloat16",
+    "torchscript", "tf_legacy_loss", "return_dict", "output_hidden_states", "output_attentions", "id2label",
+    "label2id", "num_labels", "problem_type", "finetuning_task", "task_specific_params", "tokenizer_class", "prefix",
+    "bos_token_id", "eos_token_id", "pad_token_id", "sep_token_id", "decoder_start_token_id", "use_cache",
+    "initializer_range", "is_encoder_decoder", "tie_encoder_decoder", "cross_attention_hidden_size",
+    "chunk_size_feed_forward", "gradient_checkpointing", "_attn_implementation", "_attn_implementation_autoset",
+    "_commit_hash", "_experts_implementation"})
+_NO_PRUNING = {"pruned_heads": ("no pruned heads", lambda v, c: not v)}
+
+
+@dataclass(frozen=True)
+class HFOptions:
+    """What one from_hf path does with every field of one reference config class.
+
+    ``implemented``: read into labkit's config. ``harmless``: no effect on the outputs of the eval-mode
+    model (dropout, LayerDrop, heads that from_hf does not copy), on top of :data:`HF_HARMLESS`.
+    ``refused``: field -> (the values implemented, in words; ``accepts(value, config)``). A field in none of
+    these (one a newer transformers added) is refused when it differs from the config class's default.
+    """
+    who: str
+    model_types: tuple[str, ...]
+    implemented: frozenset[str]
+    harmless: frozenset[str]
+    refused: dict
+
+    def known(self) -> frozenset[str]:
+        return self.implemented | self.harmless | set(self.refused) | HF_HARMLESS
+
+    def check(self, c) -> None:
+        """ValueError naming every option of config ``c`` (with its value) that this from_hf does not implement."""
+        if getattr(c, "model_type", None) not in self.model_types:
+            raise ValueError(f"{self.who} takes a config with model_type {' or '.join(map(repr, self.model_types))}; "
+                             f"got model_type={getattr(c, 'model_type', None)!r}")
+        missing = object()
+        bad = [f"{field}={getattr(c, field)!r} (it implements {expected})"
+               for field, (expected, accepts) in self.refused.items()
+               if getattr(c, field, missing) is not missing and not accepts(getattr(c, field), c)]
+        from transformers import GenerationConfig
+        known = self.known() | set(GenerationConfig().to_dict())
+        try:
+            defaults = type(c)().to_dict()
+        except TypeError:           # a config class that needs arguments: only the table's decisions apply
+            defaults = {}
+        bad += [f"{field}={value!r} (an option it does not know; the default is {defaults[field]!r})"
+                for field, value in c.to_dict().items()
+                if field in defaults and field not in known and value != defaults[field]]
+        if bad:
+            raise ValueError(f"{self.who} does not implement {'; '.join(bad)}: its outputs would differ from "
+                             f"the reference model's")
+
+
+GPT2_OPTIONS = HFOptions(
+    "GPT.from_hf", ("gpt2",),
+    implemented=frozenset({"vocab_size", "n_positions", "n_embd", "n_head", "n_layer", "n_inner",
+                           "layer_norm_epsilon", "tie_word_embeddings"}),
+    # reorder_and_upcast_attn computes the attention scores in float32 with the scale applied first: in
+    # float32 (labkit's dtype) that is the same function (tests/test_transformer.py measures it)
+    harmless=frozenset({"attn_pdrop", "embd_pdrop", "resid_pdrop", "summary_type", "summary_use_proj",
+                        "summary_activation", "summary_proj_to_labels", "summary_first_dropout",
+                        "summary_last_dropout", "classifier_dropout", "reorder_and_upcast_attn", "is_decoder"}),
+    refused={"activation_function": ("one of " + ", ".join(HF_ACTIVATIONS), lambda v, c: v in HF_ACTIVATIONS),
+             "scale_attn_weights": ("scale_attn_weights=True: scores divided by sqrt(d_head)", lambda v, c: v is True),
+             "scale_attn_by_inverse_layer_idx": ("scale_attn_by_inverse_layer_idx=False", lambda v, c: v is False),
+             "add_cross_attention": ("add_cross_attention=False: a decoder without cross-attention",
+                                     lambda v, c: v is False),
+             **_NO_PRUNING})
+
+BERT_OPTIONS = HFOptions(
+    "BertEncoder.from_hf", ("bert",),
+    implemented=frozenset({"vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+                           "intermediate_size", "max_position_embeddings", "type_vocab_size", "layer_norm_eps"}),
+    # pad_token_id only picks the embedding row kept at zero during training; BertModel has no LM head to tie
+    harmless=frozenset({"hidden_dropout_prob", "attention_probs_dropout_prob", "classifier_dropout",
+                        "tie_word_embeddings"}),
+    refused={"hidden_act": ("one of " + ", ".join(HF_ACTIVATIONS), lambda v, c: v in HF_ACTIVATIONS),
+             "is_decoder": ("is_decoder=False: bidirectional attention", lambda v, c: v is False),
+             "add_cross_attention": ("add_cross_attention=False", lambda v, c: v is False),
+             # transformers 5 dropped relative positions from BertModel; a 4.x checkpoint may still name them
+             "position_embedding_type": ("position_embedding_type='absolute'", lambda v, c: v == "absolute"),
+             **_NO_PRUNING})
+
+
 def gpt_config_from_hf(c) -> TransformerConfig:
-    """The TransformerConfig of a Hugging Face ``GPT2Config``."""
-    act = {"gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "gelu": "gelu", "relu": "relu"}
-    if c.activation_function not in act:
-        raise ValueError(f"unsupported activation_function {c.activation_function!r}")
+    """The TransformerConfig of a Hugging Face ``GPT2Config`` (refusing the options this file does not implement)."""
+    GPT2_OPTIONS.check(c)
     return TransformerConfig(vocab_size=c.vocab_size, max_len=c.n_positions, d_model=c.n_embd,
                              n_heads=c.n_head, n_layers=c.n_layer, d_ff=c.n_inner or 4 * c.n_embd,
-                             norm_position="pre", activation=act[c.activation_function],
-                             layer_norm_eps=c.layer_norm_epsilon)
+                             norm_position="pre", activation=HF_ACTIVATIONS[c.activation_function],
+                             layer_norm_eps=c.layer_norm_epsilon, tie_weights=bool(c.tie_word_embeddings))
 
 
 def bert_config_from_hf(c) -> TransformerConfig:
-    """The TransformerConfig of a Hugging Face ``BertConfig``."""
-    act = {"gelu": "gelu", "relu": "relu", "gelu_new": "gelu_tanh"}
-    if c.hidden_act not in act:
-        raise ValueError(f"unsupported hidden_act {c.hidden_act!r}")
+    """The TransformerConfig of a Hugging Face ``BertConfig`` (refusing the options this file does not implement)."""
+    BERT_OPTIONS.check(c)
     return TransformerConfig(vocab_size=c.vocab_size, max_len=c.max_position_embeddings, d_model=c.hidden_size,
                              n_heads=c.num_attention_heads, n_layers=c.num_hidden_layers,
-                             d_ff=c.intermediate_size, norm_position="post", activation=act[c.hidden_act],
+                             d_ff=c.intermediate_size, norm_position="post", activation=HF_ACTIVATIONS[c.hidden_act],
                              layer_norm_eps=c.layer_norm_eps, type_vocab_size=c.type_vocab_size)
+
+
+def untied_head_check(who: str, sd: dict, head: str, embedding: str, tied: bool) -> None:
+    """A config that says tie_word_embeddings=True must come with an LM head equal to the token embedding."""
+    if tied and head in sd and not torch.equal(sd[head], sd[embedding]):
+        raise ValueError(f"{who}: the config says tie_word_embeddings=True but {head} differs from {embedding}: "
+                         f"the weights do not fit the config")
 
 
 # ---------------------------------------------------------------- normalisation layers
@@ -268,7 +364,9 @@ class GPT(nn.Module):
                 w = sd[f"{p}h.{i}.{theirs}.weight"]
                 new[f"blocks.{i}.{ours}.weight"] = w if theirs.startswith("ln") else w.t()
                 new[f"blocks.{i}.{ours}.bias"] = sd[f"{p}h.{i}.{theirs}.bias"]
-        new["lm_head.weight"] = new["emb.tok.weight"]
+        untied_head_check("GPT.from_hf", sd, "lm_head.weight", p + "wte.weight", cfg.tie_weights)
+        tok = new["emb.tok.weight"]
+        new["lm_head.weight"] = tok if cfg.tie_weights else sd.get("lm_head.weight", tok)   # GPT2Model has no head
         model.load_state_dict(new, strict=True)
         return model
 
