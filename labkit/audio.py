@@ -35,7 +35,8 @@ from .check import number, one_of, whole_number
 
 __all__ = ["SAMPLE_RATE", "check_clip", "hann_window", "stft", "power_spectrogram", "hz_to_mel", "mel_to_hz",
            "mel_filterbank", "log_mel", "ctc_loss", "ctc_forward", "ctc_objective", "min_ctc_frames", "collapse",
-           "greedy_decode", "edit_distance", "error_rate", "SpectrogramCNN", "WAV2VEC2_20_MS", "WaveformClassifier",
+           "greedy_decode", "edit_distance", "error_rate", "SpectrogramCNN", "WAV2VEC2_20_MS", "receptive_field",
+           "WaveformClassifier",
            "FrameTagger"]
 
 SAMPLE_RATE = 16_000      # Hz: what wav2vec 2.0 and Whisper expect, and what labkit.data.sounds generates
@@ -351,6 +352,18 @@ WAV2VEC2_20_MS = dict(num_feat_extract_layers=7, conv_dim=[32] * 7, conv_stride=
                       conv_kernel=[10, 3, 3, 3, 3, 2, 2])
 
 
+def receptive_field(kernels, strides) -> int:
+    """Samples one output frame of a stack of 1-D convolutions sees (the fewest a clip needs to give one frame).
+
+    Going down from the top: one frame of a layer with kernel k and stride s reads k frames of the layer
+    below, and each further frame of the layer above adds s more: r_below = (r_above - 1) * s + k.
+    """
+    r = 1
+    for k, s in zip(reversed(list(kernels)), reversed(list(strides))):
+        r = (r - 1) * s + k
+    return r
+
+
 class WaveformClassifier(nn.Module):
     """A wav2vec 2.0 body on the raw waveform, its frames averaged, then a linear head: (N, samples) -> logits.
 
@@ -362,8 +375,10 @@ class WaveformClassifier(nn.Module):
         whole_number("n_classes", n_classes, minimum=2)
         self.body = body
         self.head = nn.Linear(body.config.hidden_size, n_classes)
+        self.min_samples = receptive_field(body.config.conv_kernel, body.config.conv_stride)
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        check_clip(waveform, SAMPLE_RATE, min_samples=self.min_samples)   # one frame needs a whole receptive field
         x = (waveform - waveform.mean(-1, keepdim=True)) / (waveform.std(-1, keepdim=True) + 1e-7)
         frames = self.body(input_values=x).last_hidden_state              # (N, frames, hidden): one per 20 ms
         return self.head(frames.mean(dim=1))

@@ -35,12 +35,13 @@ from .check import number, one_of, whole_number
 from .data.digits import DIGIT_MAX, class_rows
 from .train import History, default_forward, fit, make_adamw
 
-__all__ = ["ARMS", "BATCH_NORM", "check_images", "ImageClassifier", "ViTBackbone", "Lite0Arms", "extract_features",
+__all__ = ["ARMS", "BATCH_NORM", "check_images", "ImageClassifier", "ViTBackbone", "HFViTBackbone", "Lite0Arms", "extract_features",
            "classical_classifier", "fine_tune", "recalibrate_batch_norm", "batch_norm_shift", "predict", "accuracy_of",
            "box_iou", "paired_iou", "box_loss", "BoxRegressor", "threshold_boxes",
            "DigitVAE", "binomial_log_prob", "kl_to_standard_normal", "elbo", "vae_loss",
            "independent_pixels_nll", "RunRecord", "Inputs", "FROZEN_ARMS", "frozen_curve", "trained_curve",
-           "curve_table", "curve_figure", "PRETRAINED_ARMS", "CLASSICAL_ARMS", "CLEAR_MARGIN", "verdict", "compare_arms",
+           "curve_table", "curve_summary", "curve_figure", "PRETRAINED_ARMS", "CLASSICAL_ARMS", "CLEAR_MARGIN", "verdict",
+           "ahead", "how_far", "fit_line", "compare_arms",
            "image_grid", "train_vae", "vae_nats"]
 
 ARMS = ("linear probe", "full fine-tuning", "from scratch")
@@ -87,6 +88,19 @@ class ViTBackbone(nn.Module):
         return hidden[:, 0]
 
 
+class HFViTBackbone(nn.Module):
+    """A Hugging Face ViT body (``ViTModel``, or the ``.vit`` of a ``ViTForImageClassification`` such as
+    ``zoo.load("vit-base-patch16-224").model``) read as a backbone: ``features`` is its final [CLS] vector,
+    as in :class:`ViTBackbone`. Used where the published weights load (online)."""
+
+    def __init__(self, hf_vit: nn.Module):
+        super().__init__()
+        self.vit, self.width = hf_vit, hf_vit.config.hidden_size
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        return self.vit(pixel_values=images).last_hidden_state[:, 0]
+
+
 class Lite0Arms:
     """EfficientNet-Lite0's ImageNet weights, loaded once; a fresh classifier for each arm and run."""
 
@@ -111,13 +125,19 @@ class Lite0Arms:
         return extract_features(self.pretrained, check_images(images, channels=3, size=self.size), batch_size)
 
 
+def _device_of(model: nn.Module) -> torch.device:
+    """Where ``model``'s weights are (the CPU for a model without any)."""
+    return next(model.parameters(), torch.empty(0)).device
+
+
 @torch.no_grad()
 def _in_batches(fn, model: nn.Module, images: torch.Tensor, batch_size: int) -> torch.Tensor:
-    """``fn(batch)`` over ``images`` batch by batch, with ``model`` in eval mode and no gradients."""
+    """``fn(batch)`` over ``images`` batch by batch, with ``model`` in eval mode and no gradients; each batch goes
+    to the model's device and its result comes back to the CPU."""
     whole_number("batch_size", batch_size)
-    was_training = model.training
+    was_training, device = model.training, _device_of(model)
     model.eval()
-    out = torch.cat([fn(images[i:i + batch_size]) for i in range(0, len(images), batch_size)])
+    out = torch.cat([fn(images[i:i + batch_size].to(device)).cpu() for i in range(0, len(images), batch_size)])
     model.train(was_training)
     return out
 
@@ -194,7 +214,7 @@ def recalibrate_batch_norm(model: nn.Module, images: torch.Tensor, batch_size: i
         m.momentum = None
     model.train()
     for i in range(0, len(images), batch_size):
-        model(images[i:i + batch_size])
+        model(images[i:i + batch_size].to(_device_of(model)))
     for m, momentum in zip(norms, momenta):
         m.momentum = momentum
     model.train(was_training)
@@ -228,6 +248,7 @@ def batch_norm_shift(model: nn.Module, images: torch.Tensor):
     was_training = model.training
     try:
         model.eval()
+        images = images.to(_device_of(model))
         model.features(images) if hasattr(model, "features") else model(images)
     finally:
         for h in hooks:
@@ -247,7 +268,11 @@ def accuracy_of(model: nn.Module, images: torch.Tensor, labels) -> float:
 
 @dataclass
 class RunRecord:
-    """One point of a label-count curve: a task, an arm, k labels per class, which draw of the k."""
+    """One point of a label-count curve: a task, an arm, k labels per class, which draw of the k.
+
+    ``draw`` seeds the choice of the k labelled images of each class and the run's own randomness (a new
+    head, the batch order). With all labels there is nothing to choose: the draws of a trained arm differ
+    only in that randomness, and a frozen arm (deterministic) runs once."""
     task: str
     arm: str
     labels_per_class: int | str
@@ -260,10 +285,22 @@ class RunRecord:
 
 @dataclass(frozen=True)
 class Inputs:
-    """One representation of a task's train / validation / test examples, with their labels."""
+    """One representation of a task's train / validation / test examples, with their labels: each an
+    ``(inputs, labels)`` pair. Refused: a pair whose lengths differ, and a validation or test label that the
+    training split never has (:func:`labkit.transfer.check_label_sets`)."""
     train: tuple
     val: tuple
     test: tuple
+
+    def __post_init__(self):
+        from .transfer import check_label_sets
+        for name in ("train", "val", "test"):
+            part = getattr(self, name)
+            if not isinstance(part, (tuple, list)) or len(part) != 2:
+                raise ValueError(f"{name} must be an (inputs, labels) pair; got {type(part).__name__}")
+            if len(part[0]) != len(part[1]):
+                raise ValueError(f"{name} has {len(part[0])} inputs but {len(part[1])} labels: one label per input")
+        check_label_sets(self.train[1], val=self.val[1], test=self.test[1])
 
 
 FROZEN_ARMS = {  # arm -> (representation, classifier): no gradient reaches the network
@@ -298,21 +335,39 @@ def frozen_curve(task: str, pixels: Inputs, features: Inputs, ks, *, draws: int 
 def trained_curve(task: str, arm: str, make_model, images: Inputs, ks, *, steps: dict, batch_size: dict,
                   draws: int = 1, plot=None, **settings) -> list[RunRecord]:
     """``make_model(seed)`` trained with :func:`fine_tune` (``settings``: its learning rates and batch-norm
-    handling) on k labelled images per class, for every k of ``ks``; ``steps[k]`` and ``batch_size[k]``
-    give the budget (keys: the k, or "all"). ``plot`` (a LiveLossPlot) follows every run."""
+    handling) on k labelled images per class, for every k of ``ks``, over ``draws`` draws (draw d: the images
+    of ``class_rows(..., seed=d)`` and seed d for the model and the batches; with all labels, seed d only);
+    ``steps[k]`` and ``batch_size[k]`` give the budget (keys: the k, or "all"). ``plot`` (a LiveLossPlot)
+    follows every run."""
+    whole_number("draws", draws)
     records = []
     for k in ks:
         key = "all" if k is None else k
-        for draw in range(draws if k is not None else 1):
+        for draw in range(draws):
             rows = class_rows(images.train[1].numpy(), k, seed=draw)
             start, model = time.perf_counter(), make_model(draw)
-            callbacks = [plot.track(f"{arm} · k={key}")] if plot is not None else []
+            callbacks = [plot.track(f"{arm} · k={key}" + (f" · draw {draw}" if draws > 1 else ""))] if plot is not None else []
             fine_tune(model, images.train[0][rows], images.train[1][rows], steps=steps[key],
                       batch_size=batch_size[key], seed=draw, callbacks=callbacks, name=f"{arm} k={key}", **settings)
             score = lambda x, y: accuracy_of(model, x, y)  # noqa: E731
             records.append(RunRecord(task, arm, key, draw, *_accuracies(score, images, rows),
                                      round(time.perf_counter() - start, 2)))
     return records
+
+
+def fit_line(records: list[RunRecord], threshold: float = 0.95) -> str:
+    """Each arm's lowest training accuracy over its draws and label counts, and whether every run of it fitted
+    its labelled images (>= ``threshold``): where a run did not, the step budget stopped it first, and its test
+    accuracy is a floor for the arm rather than what it can reach."""
+    number("threshold", threshold, minimum=0, maximum=1)
+    lowest: dict[str, float] = {}
+    for r in records:
+        lowest[r.arm] = min(lowest.get(r.arm, 1.0), r.train_acc)
+    short = [arm for arm, v in lowest.items() if v < threshold]
+    return ("lowest training accuracy over draws and label counts: " + ", ".join(f"{a} {v:.3f}" for a, v in lowest.items())
+            + (f"; every run fitted its labelled images (>= {threshold:.2f})" if not short else
+               f"; {', '.join(short)} did not fit its labelled images in every run (< {threshold:.2f}): there the step "
+               "budget stopped it first"))
 
 
 def curve_table(records: list[RunRecord], value: str = "test_acc", how: str = "mean"):
@@ -323,6 +378,19 @@ def curve_table(records: list[RunRecord], value: str = "test_acc", how: str = "m
     aggregate = (lambda v: float(np.std(v))) if how == "std" else how     # one draw: a spread of 0, not NaN
     return frame.pivot_table(index="arm", columns="labels_per_class", values=value, aggfunc=aggregate, sort=False,
                              dropna=False)[order]
+
+
+def curve_summary(records: list[RunRecord], value: str = "test_acc", digits: int = 3):
+    """:func:`curve_table` as text: "mean ± spread (n)" per arm and labels per class, the spread being the
+    standard deviation over the n draws (0 for a single run)."""
+    mean, spread = curve_table(records, value), curve_table(records, value, how="std")
+    count = curve_table(records, value, how="count")
+    out = mean.copy().astype(object)
+    for arm in mean.index:
+        for k in mean.columns:
+            out.loc[arm, k] = ("" if np.isnan(mean.loc[arm, k]) else
+                               f"{mean.loc[arm, k]:.{digits}f} ± {spread.loc[arm, k]:.{digits}f} ({int(count.loc[arm, k])})")
+    return out
 
 
 def curve_figure(records: list[RunRecord], title: str, counts: dict | None = None):
@@ -383,20 +451,41 @@ def verdict(difference: float, margin: float = CLEAR_MARGIN) -> str:
     return f"level (within {100 * margin:.0f} points)"
 
 
+def ahead(difference: float, subject: str, margin: float = 0.02) -> str:
+    """Words for an accuracy difference "``subject`` minus the other": ahead, behind, or level within ``margin``."""
+    if difference >= margin:
+        return f"{subject} is ahead by {100 * difference:.1f} points"
+    if difference <= -margin:
+        return f"{subject} is behind by {-100 * difference:.1f} points"
+    return f"level ({100 * difference:+.1f} points, within {100 * margin:.0f})"
+
+
+def how_far(ratio: float) -> str:
+    """Words for "distance on digits / distance on photos" of the batch-norm inputs from their stored statistics."""
+    return f"{ratio:.1f} times further from" if ratio > 1 else f"no further (ratio {ratio:.2f}) from"
+
+
 def compare_arms(records: list[RunRecord], margin: float = CLEAR_MARGIN):
     """Per labels-per-class: the best pretrained arm against the best raw-pixel baseline (mean test accuracy),
-    the margin between them, from scratch where it ran, and a verdict that follows the margin."""
+    the margin between them, from scratch where it ran, and a verdict that follows the margin. Every mean comes
+    with its spread (standard deviation over draws); ``beyond spreads`` says whether the best pretrained arm and
+    from scratch differ by more than their two spreads added together."""
     import pandas as pd
-    table, rows = curve_table(records), []
+    table, spread, rows = curve_table(records), curve_table(records, how="std"), []
     for k in table.columns:
         pre = table.loc[[a for a in PRETRAINED_ARMS if a in table.index], k]
         base = table.loc[[a for a in CLASSICAL_ARMS if a in table.index], k]
         diff = pre.max() - base.max()
         row = {"labels per class": k, "best pretrained arm": pre.idxmax(), "pretrained acc": round(pre.max(), 3),
+               "pretrained spread": round(spread.loc[pre.idxmax(), k], 3),
                "best pixel baseline": base.idxmax(), "baseline acc": round(base.max(), 3),
+               "baseline spread": round(spread.loc[base.idxmax(), k], 3),
                "margin (points)": round(100 * diff, 1), "verdict": verdict(diff, margin)}
         if "from scratch" in table.index:
             row["from scratch acc"] = round(table.loc["from scratch", k], 3)
+            row["from scratch spread"] = round(spread.loc["from scratch", k], 3)
+            row["beyond spreads"] = bool(abs(pre.max() - table.loc["from scratch", k])
+                                         > spread.loc[pre.idxmax(), k] + spread.loc["from scratch", k])
         rows.append(row)
     return pd.DataFrame(rows).set_index("labels per class")
 

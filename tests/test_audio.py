@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from labkit import audio
 from labkit.data import sounds
 from labkit.labs import ch06_3
+from exercise_checks import refuses, states_answer
 
 
 # ----------------------------------------------------------------------------- STFT and mel features
@@ -102,6 +103,15 @@ def test_bad_clips_are_refused_with_what_was_expected(clip, rate, words):
         audio.log_mel(clip, rate)
     for w in words:
         assert w in str(e.value), (w, str(e.value))
+
+
+def test_stft_refuses_a_clip_too_short_for_one_frame():
+    for clip in (torch.zeros(0), torch.zeros(2, 200)):                 # empty; not longer than n_fft // 2
+        with pytest.raises(ValueError, match=r"clip must be longer than n_fft // 2 = 200 samples.*got"):
+            audio.stft(clip, n_fft=400)
+    assert audio.stft(torch.zeros(201), n_fft=400, hop_length=160).shape == (201, 2)
+    with pytest.raises(ValueError, match="at least n_fft = 400 samples without centring; got 399"):
+        audio.stft(torch.zeros(399), n_fft=400, center=False)
 
 
 def test_bad_filterbank_arguments_are_named():
@@ -287,6 +297,25 @@ def test_models_output_shapes():
     assert frames == 24                                         # one per 20 ms (the real model's 400-sample receptive field)
 
 
+def test_the_waveform_classifier_refuses_clips_shorter_than_one_frame():
+    from labkit import zoo
+    body = zoo.build("wav2vec2-base-960h", "tiny", **audio.WAV2VEC2_20_MS).wav2vec2
+    model = audio.WaveformClassifier(body, 6).eval()
+    assert model.min_samples == audio.receptive_field(body.config.conv_kernel, body.config.conv_stride) == 400
+    assert body(torch.randn(1, 400)).last_hidden_state.shape[1] == 1          # exactly one receptive field: one frame
+    with pytest.raises(RuntimeError):
+        body(torch.randn(1, 399))                                              # one sample less: the convolution fails
+    assert model(torch.randn(2, 400)).shape == (2, 6)
+    for clip, words in ((torch.zeros(2, 0), ["empty (0 samples)", "at least 400 samples", "25.0 ms"]),
+                        (torch.zeros(2, 399), ["399 samples long", "at least 400"]),
+                        (torch.zeros(2, 1, 8000), ["(samples,) or (clips, samples)", "mono"])):
+        with pytest.raises(ValueError) as e:
+            model(clip)
+        assert all(w in str(e.value) for w in words), str(e.value)
+    assert audio.receptive_field([10, 3, 3, 3, 3, 2, 2], [5, 2, 2, 2, 2, 2, 2]) == 400   # wav2vec 2.0 (arXiv:2006.11477)
+    assert audio.receptive_field([3], [1]) == 3 and audio.receptive_field([3, 3], [2, 1]) == 7
+
+
 def test_ctc_objective_trains_a_frame_tagger_on_a_toy_alignment():
     """Frames that are noisy one-hot codes of their label: a few hundred steps of the from-scratch CTC loss
     teach the tagger to emit the label sequence."""
@@ -307,15 +336,6 @@ def test_ctc_objective_trains_a_frame_tagger_on_a_toy_alignment():
 
 
 # ----------------------------------------------------------------------------- exercises
-def states_answer(hint: str, value) -> bool:
-    forms = {str(value), f"{value:,}", f"{value:g}"} if isinstance(value, (int, float)) else {str(value)}
-    return any(f in hint for f in forms)
-
-
-def refuses(ex, *answers) -> bool:
-    return not any(ex.check(a) for a in answers)
-
-
 def test_exercise_frames():
     ex = ch06_3.exercises()
     assert ex["6.3.1"].check(51)

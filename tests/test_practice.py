@@ -12,6 +12,7 @@ from sklearn.utils.class_weight import compute_class_weight
 from labkit import practice
 from labkit.data.reviews import make_reviews
 from labkit.labs import ch06_5
+from exercise_checks import refuses, states_answer
 
 
 def blobs(n=200, seed=0):
@@ -185,14 +186,6 @@ def test_top_blocks_on_lower_states_equal_the_full_encoder(tiny_bert):
 
 
 # ----------------------------------------------------------------------------- exercises
-def refuses(ex, *answers):
-    return all(not ex.check(a) for a in answers)
-
-
-def states_answer(hint: str, value) -> bool:
-    return any(f in hint for f in {str(value), f"{value:,}", f"{value:g}"})
-
-
 def test_exercise_class_weights():
     ex = ch06_5.exercises()["6.5.1"]
     assert ex.check(lambda y: len(y) / (len(set(y)) * np.bincount(y)))

@@ -10,6 +10,7 @@ from sklearn.metrics import ndcg_score
 from labkit import recsys
 from labkit.labs import ch06_4
 from labkit.train import fit
+from exercise_checks import refuses, states_answer
 
 
 def _words(phrases):
@@ -145,14 +146,6 @@ def test_tfidf_features_know_only_the_fitted_vocabulary():
 
 
 # ----------------------------------------------------------------------------- exercises
-def refuses(ex, *answers):
-    return all(not ex.check(a) for a in answers)
-
-
-def states_answer(hint: str, value) -> bool:
-    return any(f in hint for f in {str(value), f"{value:,}", f"{value:g}"})
-
-
 def test_exercise_ndcg():
     ex = ch06_4.exercises()["6.4.1"]
 

@@ -8,6 +8,7 @@ from sklearn.metrics import mean_absolute_error
 
 from labkit import timeseries as ts
 from labkit.labs import ch06_4
+from exercise_checks import refuses
 
 
 def test_series_are_seeded_and_use_the_listed_periods():
@@ -118,10 +119,6 @@ def test_train_and_score_records_the_requested_steps():
 
 
 # ----------------------------------------------------------------------------- exercises
-def refuses(ex, *answers):
-    return all(not ex.check(a) for a in answers)
-
-
 def test_exercise_seasonal_naive():
     ex = ch06_4.exercises()["6.4.3"]
     assert ex.check(lambda h, horizon, m: np.array([h[-m:][i % m] for i in range(horizon)]))

@@ -12,8 +12,9 @@ from labkit.data.digits import (DIGIT_MAX, class_rows, labels_per_class, load_di
 from labkit.labs import ch06_2
 from labkit.nn.efficientnet import EfficientNetLite0
 from labkit.nn.vit import ViTConfig
-from labkit.vision import (BoxRegressor, DigitVAE, ImageClassifier, Inputs, RunRecord, ViTBackbone,
-                           batch_norm_shift, binomial_log_prob, box_iou, compare_arms, curve_figure, curve_table, elbo,
+from labkit.vision import (BoxRegressor, DigitVAE, HFViTBackbone, ImageClassifier, Inputs, RunRecord, ViTBackbone,
+                           batch_norm_shift, binomial_log_prob, box_iou, compare_arms, curve_figure, curve_summary,
+                           curve_table, elbo, trained_curve, ahead, how_far, fit_line,
                            fine_tune, frozen_curve, image_grid, independent_pixels_nll, kl_to_standard_normal,
                            paired_iou, recalibrate_batch_norm, threshold_boxes, vae_loss, verdict)
 
@@ -166,6 +167,10 @@ def test_classifiers_refuse_images_of_the_wrong_shape():
         lite(torch.zeros(2, 1, 64, 64))                                       # grey, not repeated to RGB
     with pytest.raises(ValueError, match=r"\(batch, 3, 64, 64\).*got \(2, 3, 8, 8\)"):
         lite(torch.zeros(2, 3, 8, 8))                                         # not upsampled
+    with pytest.raises(ValueError, match=r"\(batch, 3, 64, 64\).*got \(2, 64, 64, 3\)"):
+        lite(torch.zeros(2, 64, 64, 3))                                       # channels last (PIL / NumPy order)
+    with pytest.raises(ValueError, match=r"\(batch, 3, 64, 64\).*got \(3, 64, 64\)"):
+        lite(torch.zeros(3, 64, 64))                                          # one image without its batch axis
     with pytest.raises(ValueError, match="normalised floats"):
         lite(torch.zeros(2, 3, 64, 64, dtype=torch.uint8))
     cfg = ViTConfig(image_size=32, patch_size=8, d_model=16, n_heads=2, n_layers=1)
@@ -180,6 +185,25 @@ def test_classifiers_refuse_images_of_the_wrong_shape():
         boxes(torch.rand(4, 3, 32, 32))
     with pytest.raises(ValueError, match="multiple of 8"):
         BoxRegressor(30)
+
+
+def test_inputs_refuse_mismatched_label_sets_and_lengths():
+    x = torch.zeros(6, 4)
+    ok = Inputs((x, [0, 1, 2, 0, 1, 2]), (x[:2], [0, 2]), (x[:3], np.array([1, 1, 0])))
+    assert len(ok.test[0]) == 3
+    with pytest.raises(ValueError, match=r"test has label\(s\) \[7\].*training label set: \[0, 1, 2\]"):
+        Inputs((x, [0, 1, 2, 0, 1, 2]), (x[:2], [0, 2]), (x[:3], torch.tensor([1, 7, 0])))
+    with pytest.raises(ValueError, match=r"val has label\(s\) \[3\]"):
+        Inputs((x, [0, 1, 2, 0, 1, 2]), (x[:1], [3]), (x[:1], [0]))
+    with pytest.raises(ValueError, match="train has 6 inputs but 5 labels"):
+        Inputs((x, [0, 1, 2, 0, 1]), (x[:1], [0]), (x[:1], [0]))
+    with pytest.raises(ValueError, match=r"test must be an \(inputs, labels\) pair"):
+        Inputs((x, [0] * 6), (x[:1], [0]), x)
+    # ten digit classes in training, a split that adds an eleventh: refused before any arm runs
+    pixels = lambda n: np.zeros((n, 64))  # noqa: E731
+    with pytest.raises(ValueError, match=r"test has label\(s\) \[10\]"):
+        frozen_curve("digits", Inputs((pixels(20), np.arange(20) % 10), (pixels(10), np.arange(10)), (pixels(2), [3, 10])),
+                     None, [1])
 
 
 def test_recalibration_stores_the_statistics_of_the_images():
@@ -231,6 +255,42 @@ def test_frozen_curve_has_every_arm_and_k_and_one_nn_fits_its_training_data():
     assert all(r.train_acc == 1.0 for r in records if r.arm == "1-NN (pixels)")
 
 
+def test_trained_curve_runs_every_draw_also_with_all_labels():
+    y = torch.arange(12) % 3
+    images = Inputs((torch.randn(12, 3, 16, 16), y), (torch.randn(3, 3, 16, 16), y[:3]), (torch.randn(6, 3, 16, 16), y[:6]))
+    seeds = []
+
+    def make(seed):
+        seeds.append(seed)
+        torch.manual_seed(seed)
+        backbone = EfficientNetLite0()
+        backbone._fc = nn.Identity()
+        return ImageClassifier(backbone, 1280, 3, size=16)
+
+    records = trained_curve("toy", "from scratch", make, images, [1, None], steps={1: 1, "all": 1},
+                            batch_size={1: 3, "all": 6}, draws=3, lr=1e-3, batch_norm="recalibrated")
+    assert [(r.labels_per_class, r.draw) for r in records] == [(k, d) for k in (1, "all") for d in range(3)]
+    assert seeds == [0, 1, 2, 0, 1, 2]                                       # every draw seeds its own model
+    assert curve_summary(records).loc["from scratch", "all"].endswith("(3)")
+    with pytest.raises(ValueError, match="draws"):
+        trained_curve("toy", "x", make, images, [1], steps={1: 1}, batch_size={1: 3}, draws=0, lr=1e-3)
+
+
+def test_hf_vit_backbone_reads_the_cls_vector_of_a_hugging_face_vit():
+    from labkit import zoo
+    hf = zoo.build("vit-base-patch16-224", "tiny").eval()                   # ViTForImageClassification, random
+    backbone = HFViTBackbone(hf.vit)
+    size = hf.config.image_size
+    images = torch.randn(2, 3, size, size)
+    with torch.no_grad():
+        feats = backbone.features(images)
+        assert feats.shape == (2, hf.config.hidden_size) and backbone.width == hf.config.hidden_size
+        assert torch.allclose(hf.classifier(feats), hf(pixel_values=images).logits, atol=1e-5)  # what HF classifies
+    model = ImageClassifier(backbone, backbone.width, 10, size=size)
+    with pytest.raises(ValueError, match=rf"\(batch, 3, {size}, {size}\)"):
+        model(torch.randn(2, 1, size, size))
+
+
 def test_batch_norm_shift_is_zero_on_the_data_the_statistics_came_from():
     model = nn.Sequential(nn.Conv2d(3, 4, 1), nn.BatchNorm2d(4), nn.ReLU(), nn.BatchNorm2d(4))
     images = 2 + torch.randn(64, 3, 6, 6)
@@ -254,8 +314,23 @@ def test_curve_table_verdict_and_figure_follow_the_numbers():
     assert list(table.columns) == ["1", "all"] and table.loc["1-NN (pixels)", "1"] == pytest.approx(0.65)
     assert curve_table(records, how="std").loc["1-NN (pixels)", "1"] == pytest.approx(0.05)
     assert curve_table(records, how="std").loc["linear probe", "all"] == 0            # one draw: no spread, not NaN
+    summary = curve_summary(records)
+    assert summary.loc["1-NN (pixels)", "1"] == "0.650 ± 0.050 (2)" and summary.loc["linear probe", "all"] == "0.930 ± 0.000 (1)"
     compared = compare_arms(records)
     assert compared.loc["1", "verdict"] == "pretrained wins clearly" and compared.loc["1", "margin (points)"] == 15.0
+    assert compared.loc["1", "pretrained spread"] == 0.0 and compared.loc["1", "baseline spread"] == 0.05
+    assert bool(compared.loc["1", "beyond spreads"])                                   # 0.60 apart, spreads 0
+    close = compare_arms(records + _records([("from scratch", 1, 1, 0.9)]))          # scratch 0.2 and 0.9: ± 0.35
+    assert not bool(close.loc["1", "beyond spreads"])
+    assert ahead(0.03, "freezing") == "freezing is ahead by 3.0 points"
+    assert ahead(-0.03, "freezing") == "freezing is behind by 3.0 points"
+    assert ahead(0.01, "freezing") == "level (+1.0 points, within 2)"
+    assert how_far(2.84) == "2.8 times further from" and how_far(0.9) == "no further (ratio 0.90) from"
+    assert fit_line(records).endswith("; every run fitted its labelled images (>= 0.95)")
+    short = records + [RunRecord("t", "from scratch", 5, 0, 0.4, 0.2, 0.2, 0.0)]
+    assert fit_line(short) == ("lowest training accuracy over draws and label counts: 1-NN (pixels) 1.000, linear probe "
+                               "1.000, from scratch 0.400; from scratch did not fit its labelled images in every run "
+                               "(< 0.95): there the step budget stopped it first")
     assert compared.loc["all", "verdict"] == "level (within 5 points)"
     assert compared.loc["all", "from scratch acc"] == 0.9
     assert verdict(-0.05) == "baseline wins clearly" and verdict(0.049) == "level (within 5 points)"

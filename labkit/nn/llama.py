@@ -25,7 +25,7 @@ from torch import nn
 
 from ..check import number, positive, whole_number
 from .sampling import next_token
-from .transformer import RMSNorm
+from .transformer import _NO_PRUNING, HFOptions, RMSNorm, untied_head_check
 
 
 def _divisors(n: int) -> list[int]:
@@ -71,24 +71,49 @@ class LlamaConfig:
         return self.d_model // self.n_heads
 
 
-def llama_config_from_hf(c) -> LlamaConfig:
-    """The LlamaConfig of a Hugging Face ``LlamaConfig`` or ``Qwen2Config`` (refusing what this file lacks)."""
-    if c.model_type not in ("llama", "qwen2"):
-        raise ValueError(f"from_hf takes a Llama or Qwen2 model; got model_type={c.model_type!r}")
-    rope = getattr(c, "rope_parameters", None)           # transformers >= 5; 4.x: rope_theta and rope_scaling
+def _rope(c) -> dict:
+    """RoPE settings: transformers >= 5 keeps them in rope_parameters; 4.x in rope_theta and rope_scaling."""
+    rope = getattr(c, "rope_parameters", None)
     if not rope:
         scaling = getattr(c, "rope_scaling", None) or {}
         rope = {"rope_type": scaling.get("rope_type", scaling.get("type", "default")), "rope_theta": c.rope_theta}
-    unsupported = {"hidden_act": c.hidden_act != "silu", "rope_type": rope.get("rope_type") != "default",
-                   "head_dim": getattr(c, "head_dim", None) not in (None, c.hidden_size // c.num_attention_heads),
-                   "attention_bias": getattr(c, "attention_bias", False), "mlp_bias": getattr(c, "mlp_bias", False),
-                   "use_sliding_window": getattr(c, "use_sliding_window", False)}
-    bad = [k for k, v in unsupported.items() if v]
-    if bad:
-        raise ValueError(f"this from-scratch Llama does not implement {', '.join(bad)} as set in this config")
+    return rope
+
+
+def _full_attention_only(v, c) -> bool:
+    return v is None or all(kind == "full_attention" for kind in v)
+
+
+LLAMA_OPTIONS = HFOptions(
+    "Llama.from_hf", ("llama", "qwen2"),
+    implemented=frozenset({"vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
+                           "num_attention_heads", "num_key_value_heads", "max_position_embeddings", "rms_norm_eps",
+                           "rope_theta", "tie_word_embeddings"}),
+    # pretraining_tp (4.x) only split the matrix products into slices: the same numbers. sliding_window and
+    # max_window_layers matter only for the layers layer_types / use_sliding_window make sliding (refused).
+    harmless=frozenset({"attention_dropout", "pretraining_tp", "sliding_window", "max_window_layers"}),
+    refused={"hidden_act": ("hidden_act='silu' (SwiGLU)", lambda v, c: v in ("silu", "swish")),
+             "rope_parameters": ("rope_type='default' with only rope_theta set (no scaling, every dimension rotated)",
+                                 lambda v, c: not v or (v.get("rope_type", "default") == "default"
+                                                        and set(v) <= {"rope_type", "rope_theta"})),
+             "rope_scaling": ("rope_scaling=None", lambda v, c: hasattr(c, "rope_parameters") or not v),   # 4.x
+             "head_dim": ("head_dim = hidden_size / num_attention_heads",
+                          lambda v, c: v in (None, c.hidden_size // c.num_attention_heads)),
+             "attention_bias": ("attention_bias=False (Qwen2's q, k, v biases come with model_type='qwen2')",
+                                lambda v, c: v is False),
+             "mlp_bias": ("mlp_bias=False", lambda v, c: v is False),
+             "use_sliding_window": ("use_sliding_window=False: every layer attends to the whole past",
+                                    lambda v, c: v is False),
+             "layer_types": ("full attention in every layer", _full_attention_only),
+             **_NO_PRUNING})
+
+
+def llama_config_from_hf(c) -> LlamaConfig:
+    """The LlamaConfig of a Hugging Face ``LlamaConfig`` or ``Qwen2Config`` (refusing what this file lacks)."""
+    LLAMA_OPTIONS.check(c)
     return LlamaConfig(vocab_size=c.vocab_size, max_len=c.max_position_embeddings, d_model=c.hidden_size,
                        n_heads=c.num_attention_heads, n_kv_heads=c.num_key_value_heads, n_layers=c.num_hidden_layers,
-                       d_ff=c.intermediate_size, rope_theta=rope["rope_theta"], norm_eps=c.rms_norm_eps,
+                       d_ff=c.intermediate_size, rope_theta=_rope(c)["rope_theta"], norm_eps=c.rms_norm_eps,
                        qkv_bias=c.model_type == "qwen2", tie_weights=bool(c.tie_word_embeddings))
 
 
@@ -302,6 +327,7 @@ class Llama(nn.Module):
         cfg = llama_config_from_hf(hf_model.config)
         model = cls(cfg)
         sd = hf_model.state_dict()
+        untied_head_check("Llama.from_hf", sd, "lm_head.weight", "model.embed_tokens.weight", cfg.tie_weights)
         new = {"tok.weight": sd["model.embed_tokens.weight"], "norm.weight": sd["model.norm.weight"],
                "lm_head.weight": sd.get("lm_head.weight", sd["model.embed_tokens.weight"])}
         names = {"input_layernorm": "attn_norm", "post_attention_layernorm": "mlp_norm",

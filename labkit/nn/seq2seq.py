@@ -20,7 +20,8 @@ import torch
 from torch import nn
 
 from .attention import MultiHeadAttention, padding_mask, scaled_dot_product_attention
-from .transformer import Block, FeedForward, TransformerConfig, make_norm
+from .transformer import (_NO_PRUNING, HF_ACTIVATIONS, Block, FeedForward, HFOptions, TransformerConfig,
+                          make_norm)
 
 
 @dataclass
@@ -37,17 +38,41 @@ class Seq2SeqConfig(TransformerConfig):
             raise ValueError(f"n_decoder_layers must be >= 1; got {self.n_decoder_layers!r}")
 
 
+def _false(v, c) -> bool:
+    return v is False
+
+
+BART_OPTIONS = HFOptions(
+    "Seq2Seq.from_hf", ("bart",),
+    implemented=frozenset({"vocab_size", "d_model", "encoder_layers", "decoder_layers", "encoder_attention_heads",
+                           "encoder_ffn_dim", "max_position_embeddings", "scale_embedding"}),
+    # LayerDrop skips layers only in training; is_decoder is read by BartForCausalLM alone; classifier and
+    # generation settings act after the model
+    harmless=frozenset({"dropout", "attention_dropout", "activation_dropout", "classifier_dropout", "init_std",
+                        "encoder_layerdrop", "decoder_layerdrop", "forced_eos_token_id", "forced_bos_token_id",
+                        "is_decoder"}),
+    refused={"activation_function": ("one of " + ", ".join(HF_ACTIVATIONS), lambda v, c: v in HF_ACTIVATIONS),
+             "decoder_attention_heads": ("as many decoder as encoder attention heads",
+                                         lambda v, c: v == c.encoder_attention_heads),
+             "decoder_ffn_dim": ("decoder_ffn_dim = encoder_ffn_dim", lambda v, c: v == c.encoder_ffn_dim),
+             "tie_word_embeddings": ("tie_word_embeddings=True: one token embedding for encoder, decoder and "
+                                     "LM head", lambda v, c: v is True),
+             # fields of BART configs written by transformers 3.x (mBART-style layouts), ignored by 4.x and 5.x
+             "normalize_before": ("normalize_before=False (post-LN)", _false),
+             "add_final_layer_norm": ("add_final_layer_norm=False", _false),
+             "normalize_embedding": ("normalize_embedding=True", lambda v, c: v is True),
+             "static_position_embeddings": ("static_position_embeddings=False (learned positions)", _false),
+             "add_bias_logits": ("add_bias_logits=False", _false),
+             **_NO_PRUNING})
+
+
 def bart_config_from_hf(c) -> Seq2SeqConfig:
-    """The Seq2SeqConfig of a Hugging Face ``BartConfig``."""
-    act = {"gelu": "gelu", "relu": "relu", "gelu_new": "gelu_tanh"}
-    if c.activation_function not in act:
-        raise ValueError(f"unsupported activation_function {c.activation_function!r}")
-    if c.encoder_attention_heads != c.decoder_attention_heads or c.encoder_ffn_dim != c.decoder_ffn_dim:
-        raise ValueError("this Seq2Seq uses one head count and one d_ff for encoder and decoder")
+    """The Seq2SeqConfig of a Hugging Face ``BartConfig`` (refusing the options this file does not implement)."""
+    BART_OPTIONS.check(c)
     return Seq2SeqConfig(vocab_size=c.vocab_size, max_len=c.max_position_embeddings, d_model=c.d_model,
                          n_heads=c.encoder_attention_heads, n_layers=c.encoder_layers, d_ff=c.encoder_ffn_dim,
-                         n_decoder_layers=c.decoder_layers, norm_position="post", activation=act[c.activation_function],
-                         scale_embedding=bool(c.scale_embedding))
+                         n_decoder_layers=c.decoder_layers, norm_position="post",
+                         activation=HF_ACTIVATIONS[c.activation_function], scale_embedding=bool(c.scale_embedding))
 
 
 class LearnedPositions(nn.Embedding):

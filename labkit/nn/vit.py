@@ -18,7 +18,7 @@ from torch import nn
 
 from ..check import whole_number
 from .seq2seq import rename_layer
-from .transformer import Block, TransformerConfig
+from .transformer import _NO_PRUNING, HF_ACTIVATIONS, Block, HFOptions, TransformerConfig
 
 
 @dataclass
@@ -52,10 +52,22 @@ class ViTConfig:
                                  norm_position="pre", activation="gelu", layer_norm_eps=self.layer_norm_eps)
 
 
+VIT_OPTIONS = HFOptions(
+    "ViT.from_hf", ("vit",),
+    implemented=frozenset({"image_size", "patch_size", "num_channels", "hidden_size", "num_hidden_layers",
+                           "num_attention_heads", "intermediate_size", "layer_norm_eps"}),
+    # encoder_stride sizes the decoder of ViTForMaskedImageModeling, which from_hf does not copy
+    harmless=frozenset({"hidden_dropout_prob", "attention_probs_dropout_prob", "encoder_stride"}),
+    refused={"hidden_act": ("hidden_act='gelu' (exact GELU)", lambda v, c: HF_ACTIVATIONS.get(v) == "gelu"),
+             "qkv_bias": ("qkv_bias=True", lambda v, c: v is True),
+             "pooler_act": ("pooler_act='tanh'", lambda v, c: v == "tanh"),
+             "pooler_output_size": ("a pooler as wide as hidden_size", lambda v, c: v in (None, c.hidden_size)),
+             **_NO_PRUNING})
+
+
 def vit_config_from_hf(c) -> ViTConfig:
-    """The ViTConfig of a Hugging Face ``ViTConfig``."""
-    if c.hidden_act != "gelu" or not c.qkv_bias or c.pooler_act != "tanh" or c.pooler_output_size != c.hidden_size:
-        raise ValueError("this ViT implements hidden_act='gelu', qkv_bias=True and a tanh pooler of width hidden_size")
+    """The ViTConfig of a Hugging Face ``ViTConfig`` (refusing the options this file does not implement)."""
+    VIT_OPTIONS.check(c)
     return ViTConfig(image_size=c.image_size, patch_size=c.patch_size, channels=c.num_channels, d_model=c.hidden_size,
                      n_heads=c.num_attention_heads, n_layers=c.num_hidden_layers, d_ff=c.intermediate_size,
                      layer_norm_eps=c.layer_norm_eps)
@@ -125,6 +137,9 @@ class ViT(nn.Module):
         model = cls(cfg)
         sd = hf_model.state_dict()
         p = "vit." if "vit.embeddings.cls_token" in sd else ""
+        if p + "pooler.dense.weight" not in sd:
+            raise ValueError(f"ViT.from_hf needs a ViTModel with its pooler (add_pooling_layer=True); "
+                             f"this {type(hf_model).__name__} has none")
         new = {"cls": sd[p + "embeddings.cls_token"], "pos": sd[p + "embeddings.position_embeddings"]}
         for t in ("weight", "bias"):
             new["patches.proj." + t] = sd[p + "embeddings.patch_embeddings.projection." + t]
