@@ -15,6 +15,12 @@ expresses sentiment only with words the labelled training split never has.
 The unlabelled text (:func:`unlabelled_reviews`) uses the same products and
 aspects with the seen *and* held-out sentiment words mixed, and no labels:
 that is what pretraining text is, text about the world with no answers in it.
+
+Chapter 5.4's cautions measure what goes wrong in practice with helpers from
+here (``oov_rate``, ``imbalanced_subset``, ``class_recall``, ``padding_effect``,
+``token_loss``, ``train_throughput``), and every sentence that states a result
+in chapters 5.3 and 5.4 is worded by a verdict function (``versus``,
+``pretraining_verdict``, ``seed_verdict``, ...) from the measured numbers.
 """
 from __future__ import annotations
 
@@ -30,18 +36,26 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch.utils.data import TensorDataset
 
-from .check import whole_number
+from .check import positive, probability, whole_number
 from .data.reviews import (ASPECTS, HELD_OUT_WORDS, PRODUCTS, SEEN_WORDS, TEMPLATES, Reviews,
                            balanced_subset)
 from .data.vocab import Vocab
 from .nn import BiLSTMClassifier, BiLSTMEncoder, BiLSTMLanguageModel, count_parameters, freeze
+from .data.pretraining import IGNORE
 from .objectives import bilm_forward, bilm_loss
 from .train import History, accuracy, evaluate, fit
 from .transfer import RunResult, results_table, train_classifier
 
-__all__ = ["unlabelled_reviews", "encode_reviews", "bce_loss", "one_thread", "pretrain_encoder", "save_encoder",
-           "load_encoder", "train_bilstm", "train_minilm", "compare", "results_table", "state_at_word",
-           "closer_sentiment", "ARMS"]
+__all__ = ["unlabelled_reviews", "encode_reviews", "bce_loss", "weighted_bce_loss", "one_thread", "pretrain_encoder",
+           "save_encoder", "load_encoder", "train_bilstm", "train_minilm", "compare", "results_table", "state_at_word",
+           "closer_sentiment", "ARMS",
+           # verdicts
+           "versus", "chance_verdict", "trend_verdict", "pretraining_verdict", "seed_verdict", "noise_verdict",
+           "leak_verdict", "padding_verdict", "balance_verdict", "overfit_verdict", "selection_verdict",
+           "throughput_verdict",
+           # cautions (chapter 5.4)
+           "oov_rate", "imbalanced_subset", "predict", "class_recall", "majority_accuracy", "padding_effect",
+           "token_loss", "train_throughput"]
 
 ARMS = ("bilstm-scratch", "bilstm-pretrained-frozen", "bilstm-pretrained", "minilm-pretrained")
 # Unlabelled text is not the labelled set: it has its own sentences, where two words of one mood
@@ -113,6 +127,17 @@ def bce_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(logits, target.float())
 
 
+def weighted_bce_loss(pos_weight: float):
+    """``bce_loss`` with each positive example's term weighted by ``pos_weight`` (``n_negative / n_positive``
+    makes both classes weigh the same in the loss)."""
+    positive("pos_weight", pos_weight)
+    weight = torch.tensor(float(pos_weight))
+
+    def loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return F.binary_cross_entropy_with_logits(logits, target.float(), pos_weight=weight.to(logits.device))
+    return loss
+
+
 def pretrain_encoder(vocab: Vocab, texts: list[str], *, embed_dim: int = 64, hidden: int = 64,
                      epochs: int = 15, batch_size: int = 128, lr: float = 1e-2, seed: int = 0,
                      val_texts: list[str] | None = None, callbacks=()) -> tuple[BiLSTMEncoder, History]:
@@ -150,23 +175,35 @@ def load_encoder(path: str | os.PathLike) -> tuple[BiLSTMEncoder, Vocab]:
 
 def train_bilstm(encoder: BiLSTMEncoder, vocab: Vocab, data: Reviews, n_labels: int, *, arm: str,
                  epochs: int, lr: float, batch_size: int = 16, freeze_encoder: bool = False,
-                 seed: int = 0, callbacks=(), with_val: bool = False) -> tuple[RunResult, BiLSTMClassifier]:
-    """Give ``encoder`` a fresh head, train on ``n_labels`` balanced examples, test on the held-out words."""
-    examples = balanced_subset(data.train, n_labels, seed=seed)
+                 seed: int = 0, callbacks=(), with_val: bool = False, examples: list[tuple[str, int]] | None = None,
+                 pos_weight: float | None = None) -> tuple[RunResult, BiLSTMClassifier]:
+    """Give ``encoder`` a fresh head, train on ``n_labels`` balanced examples, test on the held-out words.
+
+    ``examples`` replaces the balanced subset (chapter 5.4 passes an imbalanced one); ``pos_weight``
+    weighs the loss of the positive examples (``BCEWithLogitsLoss(pos_weight=...)``). The result's
+    ``accuracy`` holds the train, validation (when ``with_val``) and test accuracies.
+    """
+    examples = balanced_subset(data.train, n_labels, seed=seed) if examples is None else examples
+    loss_fn = bce_loss if pos_weight is None else weighted_bce_loss(pos_weight)
     torch.manual_seed(seed)
     model = BiLSTMClassifier(encoder)
     if freeze_encoder:
         freeze(model.encoder)
+    train = encode_reviews(vocab, examples)
     val = encode_reviews(vocab, data.val) if with_val else None
     start = time.perf_counter()
     with one_thread():
-        history = fit(model, encode_reviews(vocab, examples), epochs=epochs, batch_size=min(batch_size, n_labels),
-                      lr=lr, loss_fn=bce_loss, val=val, metrics={"acc": accuracy}, callbacks=callbacks, seed=seed,
-                      progress=False, name=f"{arm} · {n_labels}")
+        history = fit(model, train, epochs=epochs, batch_size=min(batch_size, len(examples)),
+                      lr=lr, loss_fn=loss_fn, val=val, metrics={"acc": accuracy}, callbacks=callbacks, seed=seed,
+                      progress=False, name=f"{arm} · {len(examples)}")
         seconds = time.perf_counter() - start
         scores = evaluate(model, encode_reviews(vocab, data.test), loss_fn=bce_loss, metrics={"acc": accuracy})
-    return RunResult(arm, n_labels, scores["acc"], scores["loss"], count_parameters(model, trainable_only=True),
-                     seconds, history), model
+        split_acc = {"train": evaluate(model, train, loss_fn=bce_loss, metrics={"acc": accuracy})["acc"],
+                     "test": scores["acc"]}
+        if val is not None:
+            split_acc["val"] = evaluate(model, val, loss_fn=bce_loss, metrics={"acc": accuracy})["acc"]
+    return RunResult(arm, len(examples), scores["acc"], scores["loss"], count_parameters(model, trainable_only=True),
+                     seconds, history, accuracy=split_acc), model
 
 
 def train_minilm(encoders, data: Reviews, n_labels: int, *, epochs: int, lr: float = 1e-4, batch_size: int = 16,
@@ -233,3 +270,276 @@ def closer_sentiment(encoder: BiLSTMEncoder, vocab: Vocab, held_out: dict[str, s
             rows.append({"held-out word": word, "is": truth, "closer to": max(cos, key=cos.get),
                          **{f"cos to seen {s}": round(v, 3) for s, v in cos.items()}})
     return rows
+
+
+# ----------------------------------------------------------------------------- verdicts (5.3, 5.4)
+# Each sentence is worded from the numbers it is given: if the numbers change, the wording changes.
+def versus(acc: dict[str, float], a: str, b: str, tie: float = 0.02) -> str:
+    """``"a beats b: 0.812 vs 0.504 (+30.8 points)"``, or "is behind", or "ties with" within ``tie``."""
+    gap = acc[a] - acc[b]
+    word = "beats" if gap > tie else "is behind" if gap < -tie else f"ties with (within {100 * tie:.0f} points)"
+    return f"{a} {word} {b}: {acc[a]:.3f} vs {acc[b]:.3f} ({100 * gap:+.1f} points)"
+
+
+def chance_verdict(name: str, acc: float, chance: float = 0.5, near: float = 0.10) -> str:
+    """``"name 0.812: 31 points above chance (0.50)"`` or ``"... within 10 points of chance"``."""
+    gap = acc - chance
+    where = (f"within {100 * near:.0f} points of chance" if abs(gap) <= near else
+             f"{100 * abs(gap):.0f} points {'above' if gap > 0 else 'below'} chance")
+    return f"{name} {acc:.3f}: {where} ({chance:.2f})"
+
+
+def trend_verdict(name: str, sizes: list[int], values: list[float], moves: float = 0.05) -> str:
+    """How ``values`` (accuracies at label counts ``sizes``) change from the smallest to the largest count."""
+    if len(sizes) != len(values) or len(sizes) < 2:
+        raise ValueError(f"need at least two sizes with one value each; got {len(sizes)} sizes, {len(values)} values")
+    d = values[-1] - values[0]
+    how = ("stays within " + f"{100 * moves:.0f} points" if abs(d) <= moves else
+           "rises" if d > 0 else "falls")
+    return (f"{name}: {values[0]:.3f} at {sizes[0]} labels, {values[-1]:.3f} at {sizes[-1]} "
+            f"({100 * d:+.1f} points): it {how} as labels grow")
+
+
+def pretraining_verdict(acc: dict[str, float], agree: dict[str, float], in_unlabelled: int, in_labelled: int,
+                        n_held_out: int, tie: float = 0.02) -> str:
+    """Did pretraining the BiLSTM on unlabelled text pay off on the held-out words, and where could the gain
+    come from? ``acc``: test accuracy of ``bilstm-scratch`` and ``bilstm-pretrained``; ``agree``: the fraction of
+    held-out words closer to their own sentiment for the ``random`` and the ``pretrained`` encoder;
+    ``in_unlabelled`` / ``in_labelled``: how many of the ``n_held_out`` held-out adjectives each text contains."""
+    pre, scratch = acc["bilstm-pretrained"], acc["bilstm-scratch"]
+    gap = pre - scratch
+    change = (f"raised its test accuracy by {100 * gap:.1f} points" if gap > tie else
+              f"lowered its test accuracy by {100 * -gap:.1f} points" if gap < -tie else
+              f"left its test accuracy within {100 * tie:.0f} points")
+    lines = [f"Pretraining the BiLSTM on unlabelled text {change} ({scratch:.3f} from scratch, {pre:.3f} pretrained).",
+             f"Before any label, the pretrained encoder put {agree['pretrained']:.0%} of the tested held-out words "
+             f"closer to their own sentiment (random encoder: {agree['random']:.0%}).",
+             f"The unlabelled text contains {in_unlabelled} of the {n_held_out} held-out adjectives; the labelled "
+             f"training split contains {in_labelled}."]
+    if gap > tie and in_labelled == 0 and in_unlabelled == n_held_out:
+        lines.append("So the words the test needs reached the model only through the unlabelled text: this "
+                     "pretraining worked because its text was written to contain them. Real pretraining gets "
+                     "there by reading far more text, not by design.")
+    elif gap > tie:
+        lines.append("So part of what the test needs came from the unlabelled text.")
+    else:
+        lines.append("So on this run, pretraining bought nothing on the held-out words.")
+    return "\n".join(lines)
+
+
+def seed_verdict(name: str, values: list[float]) -> str:
+    """``"name over 5 seeds: 0.760 to 0.813, a spread of 5.3 points (standard deviation 2.1)"``."""
+    if len(values) < 2:
+        raise ValueError(f"need at least two seeds to measure a spread; got {len(values)}")
+    t = torch.tensor(values, dtype=torch.float64)
+    return (f"{name} over {len(values)} seeds: {min(values):.3f} to {max(values):.3f}, a spread of "
+            f"{100 * (max(values) - min(values)):.1f} points (standard deviation {100 * t.std().item():.1f})")
+
+
+def noise_verdict(what: str, diff: float, spread: float) -> str:
+    """Is a difference (accuracy, as a fraction) larger than the seed-to-seed spread (also a fraction)?"""
+    if abs(diff) > spread:
+        return (f"{what}: {100 * diff:+.1f} points, larger than the seed spread of {100 * spread:.1f} points")
+    return (f"{what}: {100 * diff:+.1f} points, within the seed spread of {100 * spread:.1f} points: "
+            "one run of each cannot tell them apart")
+
+
+def leak_verdict(oov: dict[str, float], unchanged_rows: int, test_only: int) -> str:
+    """What a vocabulary built on all the data hides. ``oov``: the test split's ``<unk>`` rate with the
+    ``train`` and the ``all`` vocabulary; ``unchanged_rows`` of the ``test_only`` words' embedding rows did
+    not move during training."""
+    lines = [f"The vocabulary built on the training split maps {oov['train']:.1%} of the test tokens to <unk>; "
+             f"built on all the data it maps {oov['all']:.1%}, and gives an id of its own to {test_only} words "
+             "that only the validation and test splits contain."]
+    if oov["all"] < oov["train"]:
+        lines.append("So a vocabulary built on all the data reports the test split as better covered than any "
+                     "new text will be: it was chosen by looking at the test split.")
+    if test_only:
+        moved = test_only - unchanged_rows
+        lines.append(f"Training moved {moved} of those {test_only} embedding rows"
+                     + (": no label ever reached them, so their ids carry nothing but the leak." if moved == 0
+                        else "."))
+    return "\n".join(lines)
+
+
+def padding_verdict(name: str, effect: dict[str, float], tol: float = 1e-5) -> str:
+    """Does padding change what a model predicts? ``effect`` is :func:`padding_effect`'s result."""
+    if effect["max_change"] <= tol:
+        return (f"{name}: padding changes no logit (largest change {effect['max_change']:.1e}); accuracy "
+                f"{effect['alone']:.3f} alone and padded")
+    flips = (f"flips {effect['flipped']:.1%} of the predictions" if effect["flipped"] > 0 else
+             "flips no prediction")
+    return (f"{name}: padding changes the logits (largest change {effect['max_change']:.2f}) and {flips}: "
+            f"accuracy {effect['alone']:.3f} alone, {effect['padded']:.3f} padded "
+            f"({100 * (effect['padded'] - effect['alone']):+.1f} points)")
+
+
+def balance_verdict(acc: float, majority: float, recall: dict[int, float], minority: int, tie: float = 0.02) -> str:
+    """Accuracy against the majority-label baseline, and what the minority class gets."""
+    gap = acc - majority
+    where = ("above" if gap > tie else "below" if gap < -tie else "level with")
+    return (f"accuracy {acc:.3f}, {where} the {majority:.3f} of always predicting the majority label "
+            f"({100 * gap:+.1f} points); recall of the minority label {minority}: {recall[minority]:.3f}, of the "
+            f"majority label {1 - minority}: {recall[1 - minority]:.3f}")
+
+
+def overfit_verdict(history: History, tie: float = 1e-3) -> str:
+    """From a run's epoch records (``train_loss``, ``val_loss``, ``val_acc``): where validation was best, and
+    whether training went on fitting the labels after that."""
+    rows = [r for r in history.epochs if "val_loss" in r]
+    if not rows:
+        raise ValueError("the history has no val_loss: train with a validation split")
+    best = min(rows, key=lambda r: r["val_loss"])
+    last = rows[-1]
+    head = (f"validation loss was lowest at epoch {best['epoch']} ({best['val_loss']:.3f}, validation accuracy "
+            f"{best['val_acc']:.3f}); at epoch {last['epoch']} it is {last['val_loss']:.3f} (accuracy "
+            f"{last['val_acc']:.3f}) while the training loss is {last['train_loss']:.4f}")
+    if last["val_loss"] <= best["val_loss"] + tie:
+        return head + ": validation was still improving at the end, so this run did not overfit"
+    head += ": the model kept fitting its labels after validation stopped improving (overfitting)"
+    if last["val_acc"] < best["val_acc"] - tie:
+        return head + ", and validation accuracy fell too"
+    return head + "; validation accuracy did not fall: the model grew over-confident, which the loss punishes"
+
+
+def selection_verdict(rows: list[dict]) -> str:
+    """``rows``: one dict per configuration with ``config``, ``val`` and ``test`` accuracy. Pick by validation
+    (honest) and by test (peeking), and say how much peeking inflates the reported score."""
+    if len(rows) < 2:
+        raise ValueError(f"need at least two configurations to choose from; got {len(rows)}")
+    by_val = max(rows, key=lambda r: r["val"])
+    by_test = max(rows, key=lambda r: r["test"])
+    inflation = by_test["test"] - by_val["test"]
+    lines = [f"chosen on the validation split: {by_val['config']} (validation {by_val['val']:.3f}, test "
+             f"{by_val['test']:.3f})",
+             f"chosen on the test split: {by_test['config']} (test {by_test['test']:.3f})"]
+    lines.append(f"peeking at the test split would report {100 * inflation:.1f} points more than the honest choice"
+                 if inflation > 0 else "here both choices give the same test score, but only the first is honest")
+    return "\n".join(lines)
+
+
+def throughput_verdict(rates: dict[int, float], device: str) -> str:
+    """``rates``: batch size -> reviews trained per second. Compares the largest batch with the smallest."""
+    if len(rates) < 2:
+        raise ValueError(f"need at least two batch sizes; got {sorted(rates)}")
+    small, large = min(rates), max(rates)
+    ratio = rates[large] / rates[small]
+    return (f"on {device}: batch {large} trains on {rates[large]:,.0f} reviews/s, batch {small} on "
+            f"{rates[small]:,.0f}: {ratio:.1f} times {'as many' if ratio >= 1 else 'as few'}")
+
+
+# ----------------------------------------------------------------------------- cautions (5.4)
+def oov_rate(vocab: Vocab, texts: list[str]) -> float:
+    """The fraction of the tokens of ``texts`` that ``vocab`` maps to ``<unk>``."""
+    ids = [i for t in texts for i in vocab.ids(t)]
+    if not ids:
+        raise ValueError("texts hold no tokens")
+    return sum(i == vocab.unk_id for i in ids) / len(ids)
+
+
+def imbalanced_subset(examples: list[tuple[str, int]], n: int, positive_fraction: float,
+                      seed: int = 0) -> list[tuple[str, int]]:
+    """``n`` examples of which ``round(n * positive_fraction)`` are positive, drawn with ``seed``, shuffled."""
+    whole_number("n", n, minimum=2)
+    probability("positive_fraction", positive_fraction)
+    n_pos = round(n * positive_fraction)
+    pools = {1: [e for e in examples if e[1] == 1], 0: [e for e in examples if e[1] == 0]}
+    want = {1: n_pos, 0: n - n_pos}
+    if any(want[k] > len(pools[k]) for k in pools):
+        raise ValueError(f"n={n} with positive_fraction={positive_fraction} needs {want[1]} positive and {want[0]} "
+                         f"negative examples; there are {len(pools[1])} and {len(pools[0])}")
+    rng = random.Random(seed)
+    out = [e for k in (1, 0) for e in rng.sample(pools[k], want[k])]
+    rng.shuffle(out)
+    return out
+
+
+def predict(model: BiLSTMClassifier, vocab: Vocab, texts: list[str], batch_size: int = 64) -> torch.Tensor:
+    """The logits of ``texts``, in batches, in eval mode."""
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(texts), batch_size):
+            out.append(model(*vocab.encode(texts[i:i + batch_size])))
+    return torch.cat(out)
+
+
+def class_recall(model: BiLSTMClassifier, vocab: Vocab, examples: list[tuple[str, int]]) -> dict:
+    """``{"acc": accuracy, 0: recall of label 0, 1: recall of label 1}`` (recall: the fraction of a label's
+    examples predicted as that label)."""
+    pred = (predict(model, vocab, [t for t, _ in examples]) > 0).long().tolist()
+    gold = [y for _, y in examples]
+    out = {"acc": sum(p == g for p, g in zip(pred, gold)) / len(gold)}
+    for label in (0, 1):
+        hits = [p == g for p, g in zip(pred, gold) if g == label]
+        out[label] = sum(hits) / len(hits) if hits else float("nan")
+    return out
+
+
+def majority_accuracy(examples: list[tuple[str, int]]) -> float:
+    """The accuracy of always predicting the most common label of ``examples``."""
+    labels = [y for _, y in examples]
+    return max(labels.count(0), labels.count(1)) / len(labels)
+
+
+def padding_effect(model: BiLSTMClassifier, vocab: Vocab, examples: list[tuple[str, int]],
+                   extra: int = 20) -> dict[str, float]:
+    """Each review alone (no padding at all) and all of them in one batch padded ``extra`` ids past the longest:
+    ``{"alone": accuracy, "padded": accuracy, "max_change": largest |logit change|, "flipped": the fraction of
+    reviews whose predicted label changes}``."""
+    whole_number("extra", extra, minimum=0)
+    texts, gold = [t for t, _ in examples], torch.tensor([y for _, y in examples])
+    model.eval()
+    with torch.no_grad():
+        alone = torch.cat([model(*vocab.encode([t])) for t in texts])
+        ids, lengths = vocab.encode(texts)
+        ids = F.pad(ids, (0, extra), value=vocab.pad_id)
+        padded = model(ids, lengths)
+    return {"alone": ((alone > 0).long() == gold).float().mean().item(),
+            "padded": ((padded > 0).long() == gold).float().mean().item(),
+            "max_change": (alone - padded).abs().max().item(),
+            "flipped": ((alone > 0) != (padded > 0)).float().mean().item()}
+
+
+def token_loss(logits: torch.Tensor, tags: torch.Tensor, lengths: torch.Tensor, *,
+               ignore_padding: bool = True) -> torch.Tensor:
+    """Per-token cross-entropy for tagging: ``logits`` (B, T, C), ``tags`` (B, T), ``lengths`` (B,).
+
+    With ``ignore_padding`` the positions past each length get ``ignore_index`` and count for nothing, so the
+    loss of a sequence does not depend on how far it is padded; without it they count as tag 0.
+    """
+    if logits.ndim != 3 or tags.shape != logits.shape[:2] or lengths.shape != logits.shape[:1]:
+        raise ValueError(f"logits must be (B, T, C), tags (B, T) and lengths (B,); got {tuple(logits.shape)}, "
+                         f"{tuple(tags.shape)}, {tuple(lengths.shape)}")
+    padding = torch.arange(tags.shape[1], device=tags.device)[None] >= lengths[:, None].to(tags.device)
+    target = tags.masked_fill(padding, IGNORE if ignore_padding else 0)
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=IGNORE)
+
+
+def train_throughput(model: BiLSTMClassifier, vocab: Vocab, texts: list[str], batch_size: int, *,
+                     steps: int = 5, lr: float = 1e-3) -> float:
+    """Reviews per second over ``steps`` training steps (forward, loss, backward, AdamW step) at ``batch_size``,
+    after one warm-up step. The labels are random: only the time is measured."""
+    whole_number("batch_size", batch_size)
+    whole_number("steps", steps)
+    device = next(model.parameters()).device
+    opt = torch.optim.AdamW(model.parameters(), lr=lr)
+    model.train()
+    g = torch.Generator().manual_seed(0)
+    batches = []
+    for _ in range(steps + 1):
+        pick = torch.randint(len(texts), (batch_size,), generator=g).tolist()
+        ids, lengths = vocab.encode([texts[i] for i in pick])
+        batches.append((ids.to(device), lengths, torch.randint(2, (batch_size,), generator=g).float().to(device)))
+    start = None
+    for k, (ids, lengths, y) in enumerate(batches):
+        if k == 1:   # the first step warms up and is not timed
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+        opt.zero_grad()
+        bce_loss(model(ids, lengths), y).backward()
+        opt.step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return steps * batch_size / (time.perf_counter() - start)

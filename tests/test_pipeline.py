@@ -184,7 +184,8 @@ def test_predict_api_and_bad_input(trained, tmp_path):
     (tmp_path / "half" / "config.json").write_text("{}")
     with pytest.raises(FileNotFoundError, match="model.safetensors"):
         load_pipeline(tmp_path / "half")
-    (tmp_path / "half" / "model.safetensors").write_bytes((folder / "model.safetensors").read_bytes())
+    for name in ("model.safetensors", "tokenizer.json", "tokenizer_config.json"):
+        (tmp_path / "half" / name).write_bytes((folder / name).read_bytes())
     (tmp_path / "half" / "config.json").write_text(json.dumps({"model_type": "bert", "hidden_size": 32}))
     with pytest.raises(ValueError, match="not written by labkit"):
         load_pipeline(tmp_path / "half")
@@ -197,6 +198,8 @@ def test_predict_api_and_bad_input(trained, tmp_path):
         save_pipeline(model, tok, tmp_path / "x", labels=["only one"], max_length=32)
     with pytest.raises(ValueError, match="max_length"):
         save_pipeline(model, tok, tmp_path / "x", labels=LABELS, max_length=0)
+    with pytest.raises(ValueError, match=r"max_length must be a whole number from 1 to 64; got 65"):
+        save_pipeline(model, tok, tmp_path / "x", labels=LABELS, max_length=65)    # the encoder has 64 positions
 
 
 def test_shared_tensors_are_stored_once_and_reload(trained, tmp_path):
