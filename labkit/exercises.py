@@ -17,10 +17,16 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+import numpy as np
+
 __all__ = ["Exercise", "numbers_close", "summary"]
 
 
 def numbers_close(answer: Any, expected: Any, rel: float = 1e-6, abs_: float = 0.0) -> bool:
+    """Whether ``answer`` is a number within ``rel``/``abs_`` of ``expected``. ``True``/``False`` are not numbers
+    here (Python would read them as 1 and 0, so ``True`` would pass for an expected 1.0)."""
+    if _is_bool(answer):
+        return False
     try:
         a, e = float(answer), float(expected)
     except (TypeError, ValueError):
@@ -80,6 +86,10 @@ class Exercise:
         elif not said:
             print(f"❌ Exercise {self.key}: not yet ({_shown(answer)}).{hint}")
         return ok
+
+
+def _is_bool(value: Any) -> bool:
+    return isinstance(value, (bool, np.bool_))   # Python's bool and NumPy's
 
 
 def _shown(answer: Any) -> str:

@@ -1,4 +1,5 @@
-"""Lab 3c: the exercises accept the right answer and reject a wrong one; a lab run adds the row it was asked for."""
+"""Lab 3c: the exercises accept the right answer and refuse the naive one, a constant and an ignored argument; no
+hint states its answer; a lab run adds the row it was asked for."""
 import pytest
 import torch
 
@@ -7,6 +8,7 @@ from labkit.data.text import encode
 from labkit.nn import count_parameters
 from labkit.labs import lab03c
 from labkit.transfer import Encoders
+from test_labs import refuses, states_answer
 
 
 @pytest.fixture(scope="module")
@@ -32,22 +34,41 @@ def test_exercises_accept_hand_counts_and_reject_wrong_ones(encoders, sizes):
     block = 4 * (d * d + d) + (d * ffn + ffn) + (ffn * d + d) + 4 * d
     biases = blocks * (4 * d + ffn + d + 2 * d) + d + d  # blocks, embeddings LayerNorm, pooler
     total = count_parameters(encoders.loaded.model) + head
+    adapters = 2 * blocks * (d * 16 + 16 + 16 * d + d)     # bottleneck 16 after both output projections
+    lora8 = 2 * blocks * 2 * 8 * d
     right = {"3c.1": 2 * blocks * 2 * 4 * d + head, "3c.2": 2 * block + head, "3c.3": biases + head,
-             "3c.4": 8 * total / 2 ** 20, "3c.5": 2.0, "3c.6": "LoRA"}
-    wrong = {"3c.1": 2 * blocks * 2 * 4 * d, "3c.2": 2 * block, "3c.3": biases, "3c.4": 12 * total / 2 ** 20,
-             "3c.5": 0.5, "3c.6": "adapters"}
+             "3c.4": 8 * total / 2 ** 20, "3c.5": 2.0, "3c.6": adapters}
     assert set(ex) == set(right)
     for key in ex:
         assert ex[key].check(right[key]), key
-        assert not ex[key].check(wrong[key]), key
+        assert not states_answer(ex[key].hint, right[key]), key
     assert ex["3c.4"].check(round(right["3c.4"], 1))  # to 1%
-    assert ex["3c.6"].check("lora")
     assert ex["3c.1"].check(None) is False  # "not answered yet", no error
+    # 3c.1: without the head, A alone, the rank asked ignored (r=8)
+    assert refuses(ex["3c.1"], 2 * blocks * 2 * 4 * d, 2 * blocks * 4 * d + head, 2 * blocks * 2 * 8 * d + head)
+    # 3c.2: without the head, k ignored (one block), every block
+    assert refuses(ex["3c.2"], 2 * block, block + head, blocks * block + head)
+    # 3c.3: without the head, without the pooler, the blocks' biases alone
+    assert refuses(ex["3c.3"], biases, biases - d + head, blocks * (4 * d + ffn + d + 2 * d))
+    # 3c.4: with the gradients (12 bytes), one moment, MB of 10**6 bytes instead of MiB (4.9% off)
+    assert refuses(ex["3c.4"], 12 * total / 2 ** 20, 4 * total / 2 ** 20, 8 * total / 1e6)
+    # 3c.5: r / alpha, alpha, r
+    assert refuses(ex["3c.5"], 0.5, 16, 8)
+    # 3c.6: both merge (0), neither merges, the wrong one merges, LoRA's count, the two added together
+    assert refuses(ex["3c.6"], 0, adapters - lora8, -lora8, lora8, adapters + lora8)
 
 
 def test_lora_exercise_follows_the_rank(encoders, sizes):
     d, blocks, _, head = sizes
     assert lab03c.exercises(encoders, r=1)["3c.1"].check(2 * blocks * 2 * d + head)
+    assert lab03c.exercises(encoders, k=1)["3c.2"].check(count_parameters(encoders.loaded.model.encoder.layer[-1]) + head)
+
+
+def test_inference_extra_counts_what_cannot_be_merged(encoders, sizes):
+    d, blocks, _, _ = sizes
+    assert lab03c.mergeable() == "LoRA"
+    assert lab03c.added_parameters(encoders, "LoRA", r=8) == 2 * blocks * 2 * 8 * d
+    assert lab03c.added_parameters(encoders, "adapters") == lab03c.inference_extra(encoders)
 
 
 def test_settings_label_rows_and_refuse_bad_values():

@@ -20,18 +20,7 @@ from labkit.labs import lab02, lab03a, lab03b, lab04a, lab04b, lab05
 from labkit.nn import BertEncoder
 from labkit.numpy_nn import sigmoid, softmax
 from labkit.transfer import Encoders, RunResult, closer_to_own_sentiment
-
-
-def states_answer(hint: str, value) -> bool:
-    """Whether ``hint`` writes out ``value`` (a number in the usual forms, or a word)."""
-    if isinstance(value, str):
-        return value.lower() in hint.lower()
-    forms = {str(value), f"{value:,}", f"{value:g}", f"{value:.2f}", f"{value:.3g}", f"{value:.4g}"}
-    return any(f in hint for f in forms)
-
-
-def refuses(ex, *answers) -> bool:
-    return not any(ex.check(a) for a in answers)
+from exercise_checks import refuses, states_answer
 
 
 # ----------------------------------------------------------------------------- Lab 2
@@ -149,6 +138,24 @@ def test_lab03a_previous_token_share_reads_the_subdiagonal():
     torch.testing.assert_close(lab03a.previous_token_share(maps), torch.tensor([1.0, 0.0, 1 / t]))
 
 
+def test_lab03a_head_profile_measures_each_kind_of_position_and_roles_follow_it():
+    t, tokens = 5, ["[CLS]", "a", "b", "c", "[SEP]"]
+    prev = torch.diag(torch.ones(t - 1), -1)
+    prev[0, 0] = 1.0
+    to_cls = torch.zeros(t, t)
+    to_cls[:, 0] = 1.0
+    profile = lab03a.head_profile(torch.stack([prev, to_cls, torch.full((t, t), 1 / t)]), tokens)
+    assert list(profile.columns) == ["previous token", "next token", "itself", "[CLS]", "[SEP]"]
+    assert profile.loc[0, "previous token"] == 1.0 and profile.loc[1, "[CLS]"] == 1.0
+    assert profile.loc[2].tolist() == pytest.approx([1 / t] * 5)
+    roles = lab03a.head_roles(profile)
+    assert roles == ["head 0: 100% of its weight on the previous token", "head 1: 100% of its weight on [CLS]",
+                     "head 2: no kind of position gets 50% of the weight on average"]
+    assert lab03a.head_roles(profile, threshold=0.1)[-1] == "head 2: 20% of its weight on the previous token"
+    with pytest.raises(ValueError, match="len\\(tokens\\)"):
+        lab03a.head_profile(torch.stack([prev]), tokens[:3])
+
+
 def test_lab03a_panel_draws_the_chosen_head_and_refuses_bad_values(attention, monkeypatch, capsys):
     encoder, tok = attention
     shown = []
@@ -207,6 +214,15 @@ def test_lab03b_pretrain_runs_the_budget_and_learns(stories, monkeypatch):
     hist, per_epoch = out["history"], math.ceil(len(stories.train_blocks) / 32)
     assert len(hist.steps) == 20 and len(hist.epochs) == math.ceil(20 / per_epoch) and not hist.interrupted
     assert isinstance(lab.sample(out["model"]), str) and lab.sample(out["model"]) == lab.sample(out["model"])
+    assert set(out["sample"]) == {"sentences", "follow the templates", "repeat an earlier sentence"}
+
+
+def test_lab03b_run_prints_its_verdicts(stories, monkeypatch, capsys):
+    monkeypatch.setattr(go.Figure, "show", lambda *a, **k: None)
+    out = lab03b.GPTLab(stories, seed=0, sample_every=10).pretrain(d_model=16, n_layers=1, lr=3e-3, steps=10)
+    printed = capsys.readouterr().out
+    assert f"verdict: validation loss {out['val_loss']:.3f} nats/token against the unigram entropy" in printed
+    assert "its last sample:" in printed
 
 
 def test_lab03b_panel_refuses_a_width_the_heads_cannot_split(stories, capsys):
@@ -218,27 +234,53 @@ def test_lab03b_panel_refuses_a_width_the_heads_cannot_split(stories, capsys):
 
 
 # ----------------------------------------------------------------------------- Lab 4a
+STEPS_4A3 = math.ceil(math.log(0.01) / math.log(0.99))               # |x| shrinks by 0.99 per step: 459 steps
+
+
 def test_lab04a_right_answers_pass_and_naive_ones_fail():
     ex = lab04a.exercises()
     limit = 2 / 25                                                    # the quadratic's Hessian: eigenvalues 1, 25
-    right = {"4a.1": 0.1, "4a.2": limit, "4a.3": "momentum", "4a.4": 0.1 / math.sqrt(0.001)}
+    right = {"4a.1": 0.1, "4a.2": limit, "4a.3": STEPS_4A3, "4a.4": 0.1 / math.sqrt(0.001)}
     assert set(ex) == set(right)
     for key, answer in right.items():
         assert ex[key].check(answer), key
         assert not states_answer(ex[key].hint, answer), key
     assert ex["4a.1"].check(1.01 * limit) and ex["4a.1"].check(np.float64(0.5))
     assert refuses(ex["4a.1"], 1 / 25, limit, 0.0, -1.0, "0.1", True, float("nan"))  # 1/λ; the edge; not numbers
-    assert refuses(ex["4a.2"], 1 / 25, 2.0, 1 / 12.5 * 2)            # 1/λ_max; 2/λ_min; twice the limit
-    assert refuses(ex["4a.3"], "gd", "adam")
-    assert refuses(ex["4a.4"], 1.0, 10.0, 1 / math.sqrt(0.001))      # no difference (the article); m or v alone
+    assert refuses(ex["4a.2"], 1 / 25, 2.0, 1 / 12.5 * 2, True, "0.08", float("nan"))  # 1/λ_max; 2/λ_min; twice
+    # 4a.3 takes the exact count, ln(0.01)/ln(0.99) unrounded, and the estimate ln(1 − lr) ≈ −lr
+    assert ex["4a.3"].check(math.log(0.01) / math.log(0.99)) and ex["4a.3"].check(math.log(0.01) / -0.01)
+    assert refuses(ex["4a.3"], math.log(0.01) / (2 * math.log(0.99)),  # f = x²/2 shrinking 100-fold, not |x|
+                   math.log(0.01) / math.log(1 - 0.01 * 25),            # the steep direction
+                   lab04a.steps_to_shrink(0.01, optimizer="momentum"),  # momentum's count, not GD's
+                   1 / 0.01, 300, 0, True, "459", None)                 # 1/lr; the old step count; constants
+    assert refuses(ex["4a.4"], 1.0, 10.0, 1 / math.sqrt(0.001),        # no difference (the article); m or v alone
+                   math.sqrt(0.001) / 0.1, True, "3.16")                # the inverse ratio; not numbers
+
+
+def test_lab04a_explanations_and_hints_do_not_give_away_an_answer():
+    ex = lab04a.exercises()
+    answers = {"4a.2": 2 / 25, "4a.3": STEPS_4A3, "4a.4": 0.1 / math.sqrt(0.001), "λ_max": 25.0}
+    for key, e in ex.items():
+        for other, value in answers.items():
+            assert not states_answer(e.hint, value), (key, other)
+            if other != key:
+                assert not states_answer(e.explain, value), (key, other)
 
 
 def test_lab04a_exercises_follow_their_settings():
-    assert lab04a.lower_final(0.05, 300) == "gd"                      # large steps: momentum overshoots
-    ex = lab04a.exercises(lr=0.05)
-    assert ex["4a.3"].check("gd") and not ex["4a.3"].check("momentum")
+    assert lab04a.steps_to_shrink(0.02) == math.ceil(math.log(0.01) / math.log(0.98))
+    ex = lab04a.exercises(lr=0.02)
+    assert ex["4a.3"].check(lab04a.steps_to_shrink(0.02)) and not ex["4a.3"].check(STEPS_4A3)  # lr is not ignored
+    assert lab04a.exercises(shrink=10)["4a.3"].check(math.ceil(math.log(0.1) / math.log(0.99)))
+    assert lab04a.steps_to_shrink(0.1) is None                         # diverges: never shrinks
     assert lab04a.first_step_ratio(beta1=0.5, beta2=0.75) == pytest.approx(0.5 / 0.5)
     assert lab04a.first_step_ratio(beta1=0.9, beta2=0.99) == pytest.approx(0.1 / 0.1)
+    for bad in (True, 0.0, -0.01):
+        with pytest.raises(ValueError, match="lr"):
+            lab04a.diverges(bad)
+        with pytest.raises(ValueError, match="lr"):
+            lab04a.steps_to_shrink(bad)
 
 
 def test_lab04a_panel_shows_beta2_to_four_decimals(monkeypatch, capsys):
@@ -250,6 +292,7 @@ def test_lab04a_panel_shows_beta2_to_four_decimals(monkeypatch, capsys):
     ends = panel.run(surface="quadratic", optimizer="adam", beta2=0.9)
     assert set(ends) == {"adam (lr=0.001)", "gd (lr=0.001)"}
     assert panel.run(lr=0.0) is None and "lr must be a finite number > 0" in capsys.readouterr().out
+    assert panel.run(lr=True) is None and "lr must be a finite number > 0; got True" in capsys.readouterr().out
 
 
 # ----------------------------------------------------------------------------- Lab 4b
@@ -284,26 +327,63 @@ RIGHT_4B = {
     "4b.5": _softmax_ce_right,
     "4b.6": _mlp,
 }
+def _article_mlp(X, Y, W1, b1, W2, b2, grad_out):
+    """§3.8.3 made to run: ∇A2 = −(1/n)Σ(Y − A2) (a scalar), ∇Z2 = σ'(A2)∇A2 (σ' at A2 = σ(Z2)), then on."""
+    Z1 = X @ W1 + b1
+    A1 = np.maximum(Z1, 0)
+    A2 = sigmoid(A1 @ W2 + b2)
+    dA2 = -grad_out * (Y - A2).sum() / len(X)
+    dZ2 = sigmoid(A2) * (1 - sigmoid(A2)) * dA2
+    dZ1 = dZ2 @ W2.T * (Z1 > 0)
+    return X.T @ dZ1, dZ1.sum(axis=0), A1.T @ dZ2, dZ2.sum(axis=0)
+
+
+def _mlp_sigmoid_twice(X, Y, W1, b1, W2, b2, grad_out):
+    """(A2 − Y)/n is already ∇Z2; multiplying it by σ'(Z2) once more is a common slip."""
+    Z1 = X @ W1 + b1
+    A1 = np.maximum(Z1, 0)
+    A2 = sigmoid(A1 @ W2 + b2)
+    dZ2 = grad_out * (A2 - Y) / len(X) * A2 * (1 - A2)
+    dZ1 = dZ2 @ W2.T * (Z1 > 0)
+    return X.T @ dZ1, dZ1.sum(axis=0), A1.T @ dZ2, dZ2.sum(axis=0)
+
+
+def _mlp_batch_not_summed(X, Y, W1, b1, W2, b2, grad_out):
+    """The article's ∇b = ∇Z: one row per example instead of a sum over the batch."""
+    dW1, _, dW2, _ = _mlp(X, Y, W1, b1, W2, b2, grad_out)
+    Z1 = X @ W1 + b1
+    dZ2 = grad_out * (sigmoid(np.maximum(Z1, 0) @ W2 + b2) - Y) / len(X)
+    return dW1, dZ2 @ W2.T * (Z1 > 0), dW2, dZ2
+
+
 WRONG_4B = {  # key -> {what it is: a wrong backward}
     "4b.1": {"article: σ' at A": lab04b.article_sigmoid_backward,
              "constant": lambda z, grad_out: np.full_like(z, 0.25),
-             "ignores grad_out": lambda z, grad_out: sigmoid(z) * (1 - sigmoid(z))},
+             "ignores grad_out": lambda z, grad_out: sigmoid(z) * (1 - sigmoid(z)),
+             "ignores z": lambda z, grad_out: 0.25 * grad_out},
     "4b.2": {"naive: 1 - z²": lambda z, grad_out: grad_out * (1 - z ** 2),
              "constant": lambda z, grad_out: np.ones_like(z),
-             "ignores z": lambda z, grad_out: grad_out},
+             "ignores z": lambda z, grad_out: grad_out,
+             "ignores grad_out": lambda z, grad_out: 1 - np.tanh(z) ** 2},
     "4b.3": {"ReLU of the gradient": lambda z, grad_out: np.maximum(grad_out, 0),
              "ignores grad_out": lambda z, grad_out: (z > 0) * 1.0,
              "constant": lambda z, grad_out: np.zeros_like(z)},
     "4b.4": {"dW transposed": lambda x, W, b, grad_out: (grad_out @ W.T, grad_out.T @ x, grad_out.sum(0)),
              "db not summed": lambda x, W, b, grad_out: (grad_out @ W.T, x.T @ grad_out, grad_out),
+             "article: X ∇Z, no transpose": lambda x, W, b, grad_out: (grad_out @ W.T, x @ grad_out, grad_out.sum(0)),
              "ignores grad_out": lambda x, W, b, grad_out: _linear_right(x, W, b, np.ones((len(x), W.shape[1]))),
              "constant": lambda x, W, b, grad_out: (np.zeros_like(x), np.zeros_like(W), np.zeros_like(b)),
              "two of three": lambda x, W, b, grad_out: (x.T @ grad_out, grad_out.sum(0))},
     "4b.5": {"no mean": lambda z, y, grad_out: _softmax_ce_right(z, y, grad_out) * len(y),
              "only the right class": lambda z, y, grad_out: -np.eye(z.shape[1])[y] * (1 - softmax(z)) / len(y),
+             "ignores grad_out": lambda z, y, grad_out: _softmax_ce_right(z, y, 1.0),
              "constant": lambda z, y, grad_out: np.zeros_like(z)},
     "4b.6": {"no ReLU mask": lambda *a, grad_out: _mlp(*a, grad_out, relu_mask=False),
              "no mean": lambda *a, grad_out: _mlp(*a, grad_out, mean=False),
+             "ignores grad_out": lambda *a, grad_out: _mlp(*a, 1.0),
+             "article: ∇A2 a scalar, σ'(σ(Z2))": _article_mlp,
+             "σ' applied twice": _mlp_sigmoid_twice,
+             "article: batch sum missing in ∇b": _mlp_batch_not_summed,
              "constant": lambda X, Y, W1, b1, W2, b2, grad_out: tuple(np.zeros_like(p) for p in (W1, b1, W2, b2))},
 }
 
@@ -347,6 +427,18 @@ def test_lab04b_backward_check_of_a_right_and_a_wrong_backward():
         "dL/db must have shape (3,) (the shape of b); got (4, 3)"]
 
 
+def test_lab04b_a_scalar_output_gets_a_random_upstream_gradient():
+    for seed in range(5):
+        check = lab04b.BackwardCheck(lambda z, y: float(np.mean(z)) + 0 * y.sum(), {"z": np.ones((3, 2)),
+                                                                                    "y": np.array([0, 1, 2])}, seed=seed)
+        assert isinstance(check.grad_out, float) and 1.5 <= abs(check.grad_out) <= 3.0
+        assert check.problems(lambda z, y, grad_out: grad_out * np.full_like(z, 1 / z.size)) == []
+        assert check.problems(lambda z, y, grad_out: np.full_like(z, 1 / z.size))  # ignores grad_out: refused
+    ex = lab04b.exercises(seed=0)
+    assert not ex["4b.5"].check(WRONG_4B["4b.5"]["ignores grad_out"])
+    assert not ex["4b.6"].check(WRONG_4B["4b.6"]["ignores grad_out"])
+
+
 def test_lab04b_hints_do_not_hold_the_solution():
     for key, ex in lab04b.exercises().items():
         for formula in ("σ(z)(1 − σ(z))", "1 − tanh²", "grad_out Wᵀ", "Xᵀ grad_out", "softmax(z) − onehot",
@@ -386,3 +478,14 @@ def test_lab05_hints_do_not_state_the_answer():
     for key, code in (("5.2", ".get("), ("5.4", "h_n[-2]"), ("5.5", "pack_padded_sequence("),
                       ("5.6", "BCEWithLogits")):
         assert code not in ex[key].hint, key
+
+
+def test_lab04a_panel_uses_momentum_and_betas_only_where_the_optimizer_has_them():
+    p = lab04a.panel(steps=20)
+    for optimizer, momentum, betas in (("gd", False, False), ("momentum", True, False), ("nesterov", True, False),
+                                       ("adam", False, True), ("adamw", False, True)):
+        values = {**p.defaults(), "optimizer": optimizer}
+        applies = p.applicable(values)
+        assert applies["momentum"] is momentum and applies["beta1"] is betas and applies["beta2"] is betas, optimizer
+        done = p.settings(values)
+        assert ("momentum" in done) is momentum and ("beta2" in done) is betas, done

@@ -122,7 +122,8 @@ def exercises(encoders, data: Reviews) -> dict[str, Exercise]:
         "2.3": Exercise("2.3", "How many of the test split's held-out sentiment adjectives occur anywhere in the "
                         "training split?", expected=unseen_cues,
                         hint="build the set of training words and test each held-out adjective against it",
-                        explain="None: a model that learns only from these labels has never seen them."),
+                        explain="Every held-out adjective the training split lacks is, for a model that learns only "
+                                "from these labels, a word it has never seen."),
         "2.4": Exercise("2.4", "What test accuracy does always predicting the most common label get?",
                         expected=chance, hint="count how often each label occurs in the test split",
                         explain="Anything near this number has learned nothing that transfers."),

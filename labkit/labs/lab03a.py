@@ -14,7 +14,7 @@ from ..attention_maps import Text, attention_for, heatmap
 from ..exercises import Exercise
 from ..widgets import Int, Panel, Toggle
 
-__all__ = ["show_attention", "panel", "previous_token_share", "exercises"]
+__all__ = ["show_attention", "panel", "previous_token_share", "head_profile", "head_roles", "exercises"]
 
 
 def show_attention(encoder, tokenizer, sentence: str, layer: int, head: int, causal: bool):
@@ -38,6 +38,44 @@ def panel(encoder, tokenizer, sentence: str, layer: int = 0, head: int = 0, titl
 def previous_token_share(layer_maps: torch.Tensor) -> torch.Tensor:
     """For each head of one layer (maps: (heads, T, T)), the mean weight a token puts on the token before it."""
     return layer_maps.diagonal(offset=-1, dim1=-2, dim2=-1).mean(-1)
+
+
+def head_profile(layer_maps: torch.Tensor, tokens: list[str]):
+    """For each head of one layer (maps: (heads, T, T)), the mean weight a query puts on the token before it, the
+    token after it, itself, ``[CLS]`` and the ``[SEP]`` tokens: a pandas frame, one row per head."""
+    import pandas as pd
+    if layer_maps.dim() != 3 or layer_maps.shape[-1] != layer_maps.shape[-2] or layer_maps.shape[-1] != len(tokens):
+        raise ValueError(f"layer_maps must have shape (heads, T, T) with T = len(tokens) = {len(tokens)}; got "
+                         f"{tuple(layer_maps.shape)}")
+    sep = [i for i, t in enumerate(tokens) if t == "[SEP]"]
+    cls = [i for i, t in enumerate(tokens) if t == "[CLS]"]
+    columns = {
+        "previous token": previous_token_share(layer_maps),
+        "next token": layer_maps.diagonal(offset=1, dim1=-2, dim2=-1).mean(-1),
+        "itself": layer_maps.diagonal(dim1=-2, dim2=-1).mean(-1),
+        "[CLS]": layer_maps[..., cls].sum(-1).mean(-1) if cls else torch.zeros(len(layer_maps)),
+        "[SEP]": layer_maps[..., sep].sum(-1).mean(-1) if sep else torch.zeros(len(layer_maps)),
+    }
+    frame = pd.DataFrame({k: v.detach().cpu().numpy() for k, v in columns.items()})
+    frame.index.name = "head"
+    return frame
+
+
+def head_roles(profile, threshold: float = 0.5) -> list[str]:
+    """Sentences worded from :func:`head_profile`: each head whose weight goes mostly (at least ``threshold``, on
+    average) to one kind of position, and how many heads spread it more widely."""
+    lines, spread = [], []
+    for head, row in profile.iterrows():
+        kind, share = row.idxmax(), float(row.max())
+        if share >= threshold:
+            lines.append(f"head {head}: {share:.0%} of its weight on {kind if kind.startswith('[') else 'the ' + kind}")
+        else:
+            spread.append(str(head))
+    if spread:
+        lines.append(f"heads {', '.join(spread)}: no kind of position gets {threshold:.0%} of the weight on average "
+                     "(they spread it more widely)" if len(spread) > 1 else
+                     f"head {spread[0]}: no kind of position gets {threshold:.0%} of the weight on average")
+    return lines
 
 
 def exercises(encoder, tokenizer, sentence: str, layer: int = 0, head: int = 0) -> dict[str, Exercise]:

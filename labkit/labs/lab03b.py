@@ -13,13 +13,14 @@ from dataclasses import dataclass
 
 import torch
 
-from ..data.corpus import make_corpus
+from ..data.corpus import follows_templates, make_corpus
 from ..data.pretraining import causal_lm_blocks, token_stream
 from ..data.tokenizer import get_tokenizer
 from ..exercises import Exercise
 from ..finetune import count_parameters
 from ..nn.transformer import GPT, TransformerConfig
-from ..objectives import SampleEvery, clm_forward, clm_loss, unigram_entropy
+from ..objectives import (SampleEvery, clm_forward, clm_loss, context_verdict, sample_stats,
+                          unigram_entropy)
 from ..plots import LiveLossPlot
 from ..train import evaluate, fit, warmup_cosine
 from ..widgets import Int, LogFloat, Panel
@@ -92,7 +93,15 @@ class GPTLab:
         val = evaluate(model, self.data.val_blocks, forward=clm_forward, loss_fn=clm_loss)["loss"]
         print(f"validation loss {val:.3f} nats/token | unigram entropy H1 {self.h1:.3f} | "
               f"uniform ln V {math.log(self.data.vocab_size):.3f}")
-        return {"val_loss": val, "params": n, "first_loss": hist.steps[0]["loss"], "model": model, "history": hist}
+        print(f"verdict: validation loss {context_verdict(val, self.h1)}")
+        model.eval()
+        stats = sample_stats([self.sample(model)], follows_templates)
+        model.train()
+        print(f"its last sample: {stats['sentences']} complete sentences, "
+              + (f"{stats['follow the templates']:.0%} of them follow the corpus's templates"
+                 if stats["sentences"] else "so none to check against the corpus's templates"))
+        return {"val_loss": val, "params": n, "first_loss": hist.steps[0]["loss"], "model": model, "history": hist,
+                "sample": stats}
 
 
 def heads_divide_width(values: dict) -> str | None:

@@ -22,7 +22,8 @@ from ..lora import LoRALinear, merge_lora
 from ..nn import SequenceClassifier, count_parameters
 from ..strategies import LEARNING_RATES, STRATEGIES, run_strategy
 
-__all__ = ["CHOICES", "SUGGESTED_LR", "StrategyLab", "settings", "exercises", "trainable_after", "adamw_state_mb", "mergeable"]
+__all__ = ["CHOICES", "SUGGESTED_LR", "StrategyLab", "settings", "exercises", "trainable_after", "adamw_state_mb",
+           "mergeable", "added_parameters", "inference_extra"]
 
 # The panel's choices -> the ids of labkit.strategies.STRATEGIES.
 CHOICES = {
@@ -149,6 +150,22 @@ def mergeable(width: int = 16, seed: int = 0) -> str:
     return "LoRA" if lora_ok else "adapters"
 
 
+def added_parameters(encoders, strategy: str, r: int = 8) -> int:
+    """Parameters that ``strategy`` ("LoRA" or "adapters", the panel's settings) adds to the classifier."""
+    one_of("strategy", strategy, ("LoRA", "adapters"))
+    torch.manual_seed(0)
+    plain = SequenceClassifier(encoders.encoder("pretrained"), n_classes=2)
+    return count_parameters(_prepared(encoders, strategy, r=r)) - count_parameters(plain)
+
+
+def inference_extra(encoders, r: int = 8) -> int:
+    """How many more parameters the adapters model computes with at inference than the LoRA model, each merged
+    into the frozen weights where that is possible (which one merges is measured by :func:`mergeable`)."""
+    merges = mergeable()
+    extra = {s: 0 if s == merges else added_parameters(encoders, s, r=r) for s in ("LoRA", "adapters")}
+    return extra["adapters"] - extra["LoRA"]
+
+
 def exercises(encoders, r: int = 4, k: int = 2) -> dict[str, Exercise]:
     """The lab's six questions, for the LoRA rank ``r`` and the top-``k`` setting given.
 
@@ -184,10 +201,14 @@ def exercises(encoders, r: int = 4, k: int = 2) -> dict[str, Exercise]:
                          expected=lambda: LoRALinear(nn.Linear(width, width), r=8, alpha=alpha).scale,
                          hint="alpha divided by r",
                          explain="This lab sets alpha = 2 r, so the scale stays the same at every rank."),
-        "3c.6": Exercise("3c.6", "Which can be merged into the frozen weights after training, so inference costs "
-                         "exactly what the base model costs: 'LoRA' or 'adapters'?",
-                         expected=cache(mergeable),
-                         hint="W + (alpha/r) B A is one matrix; is x + up(gelu(down(x))) a linear map?",
-                         explain="LoRA's update is linear, W0 + (α/r)BA is one matrix; an adapter has a GELU "
-                                 "between its two projections, so it stays as an extra layer at inference."),
+        "3c.6": Exercise("3c.6", f"You deploy two fine-tuned models: LoRA (r=8 on query and value) and adapters "
+                         f"(bottleneck {BOTTLENECK}, after both output projections of every block), each merged into "
+                         "the frozen weights wherever that is possible. How many more parameters does the adapters "
+                         "model compute with at inference than the LoRA model? (negative if fewer)",
+                         expected=cache(lambda: inference_extra(encoders)),
+                         hint="count what each method adds (A and B; down and up with their biases), then ask of each "
+                              "whether its trained update can be folded into one weight matrix: is it linear in x?",
+                         explain="LoRA's update is linear, W0 + (α/r)BA is one matrix, so it costs nothing at "
+                                 "inference; an adapter has a GELU between its two projections, so every one of its "
+                                 "parameters stays as an extra layer."),
     }

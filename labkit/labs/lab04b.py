@@ -20,7 +20,9 @@ __all__ = ["BackwardCheck", "backward_exercise", "mlp_loss", "article_sigmoid_ba
 class BackwardCheck:
     """Finite-difference gradients of ``forward`` at fixed inputs, and what is wrong with a learner's backward.
 
-    With a fixed random upstream gradient G, L = sum(forward(**inputs) * G), so dL/d(output) = G.
+    With a fixed random upstream gradient G, L = sum(forward(**inputs) * G), so dL/d(output) = G. G is random
+    for a scalar output too (a number between 1.5 and 3 in size, of either sign), so a backward that ignores
+    ``grad_out`` fails.
     ``backward(**inputs, grad_out=G)`` must return dL/d(input) for each name in ``wrt``
     (one array, or a tuple in that order).
     """
@@ -32,7 +34,11 @@ class BackwardCheck:
         self.wrt = tuple(wrt) if wrt else tuple(k for k, v in self.inputs.items()
                                                 if np.issubdtype(v.dtype, np.floating))
         out = np.asarray(forward(**self.inputs), dtype=float)
-        self.grad_out = np.random.default_rng(seed).normal(size=out.shape) if out.ndim else 1.0
+        rng = np.random.default_rng(seed)
+        # A random upstream gradient, for a scalar output too: with grad_out = 1 a backward that ignores it
+        # would pass. A scalar one is kept away from ±1 and 0 (and may be negative), so ignoring it shows.
+        self.grad_out = (rng.normal(size=out.shape) if out.ndim else
+                         float(rng.choice([-1.0, 1.0]) * rng.uniform(1.5, 3.0)))
 
         def loss(_=None):
             return float(np.sum(np.asarray(forward(**self.inputs)) * self.grad_out))
