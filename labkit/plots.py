@@ -9,20 +9,49 @@ shows it, and other output of the cell is left alone.
 
 One plot can follow several runs: ``plot.track("scratch")`` and
 ``plot.track("pretrained")`` return callbacks that draw into the same figure.
+
+Inside a run started by a panel's Run button (:mod:`labkit.widgets`), the plot
+also reports every step to the panel's message line ("Running… (step k of n)")
+and, once Stop is pressed, ends the training loop after the current step (it sets
+``state.stop``, the way early stopping ends a run); a further run that would start
+after Stop is not started (:class:`labkit.widgets.StopRun`).
+
+Importing this module adds the ``labkit`` plotly template to the default one (and its margins to
+``plotly_white``): axis titles and long tick labels get the margin they need instead of being cut.
+Plotly never wraps a title, so :func:`wrap_title` breaks a long one into lines that fit the page (and
+makes room for them at the top); :func:`sparse_labels` keeps the words beside points from overlapping; and
+:func:`token_table` shows per-token rows (tokens side by side) in blocks that fit the page instead of
+one table wider than it.
 """
 from __future__ import annotations
 
 import os
+import re
 import sys
+import time
 
 import numpy as np
 import plotly.graph_objects as go
+import plotly.io as pio
 
 from .check import one_of, whole_number
 from .runtime import headless
 from .train import Callback, TrainState
+from .widgets import StopRun, current_run
 
-__all__ = ["LiveLossPlot", "line_plot", "live_frontend"]
+__all__ = ["LiveLossPlot", "line_plot", "live_frontend", "fit_title", "wrap_title", "sparse_labels", "TokenTable", "token_table"]
+
+# Margins that grow to fit axis titles, tick labels and the title (plotly cuts them otherwise).
+# With title.automargin, plotly pins the title to the figure's top edge (y=1, yanchor="top"): its first line's
+# tops then stood 3 px above the figure, cut; TITLE_PAD_PX keeps it inside.
+TITLE_PAD_PX = 10
+pio.templates["labkit"] = go.layout.Template(layout=dict(
+    xaxis=dict(automargin=True), yaxis=dict(automargin=True), title=dict(automargin=True, pad=dict(t=TITLE_PAD_PX))))
+if "labkit" not in str(pio.templates.default).split("+"):
+    pio.templates.default = f"{pio.templates.default}+labkit" if pio.templates.default else "labkit"
+# Figures that name template="plotly_white" replace the default template: give that one the same margins.
+pio.templates["plotly_white"].layout.update(xaxis_automargin=True, yaxis_automargin=True, title_automargin=True,
+                                           title_pad_t=TITLE_PAD_PX)
 
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2"]
 
@@ -68,6 +97,9 @@ class _Tracker(Callback):
         self.plot, self.run = plot, run
 
     def on_fit_start(self, state: TrainState) -> None:
+        control = current_run()
+        if control is not None and control.stop_requested:  # Stop was pressed: do not start another run
+            raise StopRun(f"stopped before {self.run!r} started")
         self.plot._start(self.run)
 
     def on_step_end(self, state: TrainState) -> None:
@@ -76,6 +108,11 @@ class _Tracker(Callback):
         s["loss"].append(state.loss)
         if state.step % self.plot.every == 0:
             self.plot.draw()
+        control = current_run()
+        if control is not None:  # a panel's Run button started this: say where we are, and obey Stop
+            control.progress(state.step, state.total_steps, self.run if self.run != "train" else None)
+            if control.stop_requested:
+                state.stop = True
 
     def on_epoch_end(self, state: TrainState) -> None:
         row = state.history.epochs[-1]
@@ -103,6 +140,9 @@ class LiveLossPlot(Callback):
         self._handle = None
         self._default = _Tracker(self, "train")
         self.draws = 0
+        self.min_interval = 1.0     # seconds between two redraws of a live widget (the last one is always drawn)
+        self.settle = 3.0           # seconds a new live widget is left alone (its view is still being drawn)
+        self._last_draw = -float("inf")
 
     # A LiveLossPlot is itself a callback for a single run called "train".
     def on_fit_start(self, state):
@@ -136,6 +176,7 @@ class LiveLossPlot(Callback):
                                          name=f"{run} · val", line=dict(color=color, dash="dash")))
         fig.update_layout(title=self.title, xaxis_title="step", yaxis_title="loss", height=self.height,
                           margin=dict(l=50, r=20, t=50, b=40), template="plotly_white")
+        wrap_title(fig)
         if self.log_y:
             fig.update_yaxes(type="log")
         return fig
@@ -147,8 +188,22 @@ class LiveLossPlot(Callback):
         from IPython.display import display
         self.draws += 1
         if self.mode == "widget":
+            # Updates that reach a live figure before its view is drawn, or many times a second, fail in the front
+            # end ("Error setting state: gd.data must be an array"): a new widget is left alone for `settle`
+            # seconds, then redrawn at most once per `min_interval`; the final frame is always drawn.
+            now = time.monotonic()
+            if not final and self._widget is not None and now - self._last_draw < self.min_interval:
+                return
+            if final and self._widget is not None and now < self._last_draw:  # a short run: let the view settle
+                time.sleep(min(self.settle, self._last_draw - now))
+                now = time.monotonic()
+            self._last_draw = now + (self.settle if self._widget is None else 0.0)
             fig = self.figure()
             if self._widget is None:
+                if not fig.data:
+                    # Nothing to draw yet. A FigureWidget displayed empty and then given its traces stayed empty
+                    # in JupyterLab (seen in the browser tests): the live figure appears with its first points.
+                    return
                 self._widget = go.FigureWidget(fig)
                 display(self._widget)
             else:
@@ -159,11 +214,24 @@ class LiveLossPlot(Callback):
             return
         # A figure's own display hook would ignore display_id, so hand IPython the mime bundle
         # (built for the active plotly renderers) and update that one slot in place.
-        bundle = self.figure()._repr_mimebundle_()
+        bundle = _mime_bundle(self.figure())
         if self._handle is None:
             self._handle = display(bundle, raw=True, display_id=True)
         else:
             self._handle.update(bundle, raw=True)
+
+
+def _mime_bundle(fig: go.Figure) -> dict:
+    """``fig``'s mime bundle for the default renderers, with their one-time set-up done once.
+
+    ``Figure._repr_mimebundle_`` passes the default renderer's name on, and plotly (7.1) then activates the
+    renderers on every call: with ``notebook_connected`` each redraw displayed the plotly.js loader again.
+    """
+    try:
+        from plotly.io._utils import validate_coerce_fig_to_dict
+        return pio.renderers._build_mime_bundle(validate_coerce_fig_to_dict(fig, True))
+    except (ImportError, AttributeError, TypeError):  # a plotly without these internals
+        return fig._repr_mimebundle_()
 
 
 def line_plot(x, ys: dict[str, list], *, title: str, x_title: str, y_title: str, log_x: bool = False,
@@ -176,8 +244,161 @@ def line_plot(x, ys: dict[str, list], *, title: str, x_title: str, y_title: str,
     fig.update_layout(title=title, xaxis_title=x_title, yaxis_title=y_title, height=height,
                       template="plotly_white", margin=dict(l=50, r=20, t=50, b=40),
                       legend=dict(orientation="h", yanchor="top", y=-0.2, xanchor="left", x=0))
-    if log_x:
-        fig.update_xaxes(type="log")
+    wrap_title(fig)
+    if log_x:  # mark the values themselves on a log axis (16, 32, 64, ... not only 10 and 100)
+        ticks = sorted({float(v) for v in x})
+        fig.update_xaxes(type="log", tickvals=ticks if len(ticks) <= 12 else None,
+                         ticktext=[f"{v:g}" for v in ticks] if len(ticks) <= 12 else None)
     if y_range is not None:
         fig.update_yaxes(range=list(y_range))
     return fig
+
+
+def _pieces(word: str, width: int) -> list[str]:
+    """A word longer than ``width`` cut after its dots, slashes, underscores or hyphens (else every ``width``)."""
+    pieces, rest = [], word
+    while len(rest) > width:
+        cut = max(rest.rfind(c, 0, width) for c in "./_-") + 1
+        cut = cut if cut > 0 else width
+        pieces.append(rest[:cut])
+        rest = rest[cut:]
+    return pieces + [rest]
+
+
+def fit_title(title: str, width: int = 72) -> str:
+    """``title`` broken into lines of at most ``width`` characters (at spaces) with ``<br>``.
+
+    Plotly draws a title on one line and cuts it at the figure's edge; 72 characters of the default title font
+    fit a figure as wide as the book's page. Existing ``<br>`` breaks are kept; markup such as ``<sup>`` is not
+    counted; a single word longer than a line (a tensor's name) is cut after a dot, slash or underscore.
+    """
+    whole_number("width", width, minimum=10)
+    lines = []
+    for part in title.split("<br>"):
+        line, shown = "", 0
+        for word in part.split(" "):
+            for k, piece in enumerate(_pieces(word, width) if "<" not in word else [word]):
+                glue = " " if k == 0 else ""          # the pieces of one long word join without a space
+                size = len(re.sub(r"<[^>]+>", "", piece))
+                if line and shown + len(glue) + size > width:
+                    lines.append(line)
+                    line, shown = piece, size
+                else:
+                    line, shown = (f"{line}{glue}{piece}", shown + len(glue) + size) if line else (piece, size)
+        lines.append(line)
+    return "<br>".join(lines)
+
+
+TITLE_LINE_PX = 22   # one line of a plotly title: 1.3 x its 17 px font
+
+
+def wrap_title(fig: go.Figure, width: int = 72) -> go.Figure:
+    """Break ``fig``'s title into lines of at most ``width`` characters (:func:`fit_title`) and make room for them.
+
+    Plotly anchors a title by its first line and lets the other lines run over the plot or off the top of the
+    figure; a title of several lines is therefore pinned to the top of the figure and the top margin grows to
+    hold every line. Returns ``fig`` (changed in place), so ``display(wrap_title(some_figure(...)))`` works.
+    """
+    text = fig.layout.title.text
+    if not text:
+        return fig
+    text = fit_title(text, width)
+    lines = text.count("<br>") + 1
+    if lines == 1:
+        fig.update_layout(title_text=text)
+        return fig
+    pad = TITLE_LINE_PX + 2
+    fig.update_layout(title=dict(text=text, yref="container", y=1, yanchor="top", pad=dict(t=pad)))
+    need = pad + TITLE_LINE_PX * (lines - 1) + 30
+    if fig.layout.margin.t is None and need <= 100:     # plotly's default top margin is 100 px
+        return fig
+    if fig.layout.margin.t is None or fig.layout.margin.t < need:
+        fig.update_layout(margin_t=need)
+    return fig
+
+
+def sparse_labels(x, y, labels, *, width: int = 480, height: int = 380, font_px: float = 9.0) -> list[str]:
+    """The labels to draw beside points so that no two overlap; ``""`` for the others.
+
+    A label sits centred above its point (plotly's ``textposition="top center"``) on a plot area of
+    ``width`` x ``height`` pixels whose middle 90% spans the data's range. Labels are taken greedily, those that collide
+    with the fewest others first; a label that would overlap one already taken, or reach past the plot's
+    side, is left out (its point keeps its marker and its hover text). A static page then shows readable
+    words instead of a heap of overlapping ones.
+    """
+    x, y, labels = np.asarray(x, dtype=float), np.asarray(y, dtype=float), [str(t) for t in labels]
+    if not (len(x) == len(y) == len(labels)):
+        raise ValueError(f"x, y and labels must have one entry per point; got {len(x)}, {len(y)} and {len(labels)}")
+    whole_number("width", width, minimum=50)
+    whole_number("height", height, minimum=50)
+    if not len(x):
+        return []
+    span = lambda v: (v.max() - v.min()) or 1.0  # noqa: E731
+    pad_x, pad_y = 0.05 * width, 0.05 * height         # plotly's autorange leaves about 5% around the points
+    px = pad_x + (x - x.min()) / span(x) * (width - 2 * pad_x)
+    py = pad_y + (y.max() - y) / span(y) * (height - 2 * pad_y)   # screen coordinates: y grows downwards
+    w = np.array([0.62 * font_px * len(t) + 4 for t in labels])
+    h = 1.3 * font_px
+    boxes = np.stack([px - w / 2, py - 6 - h, px + w / 2, py - 6], axis=1)   # above the marker (radius ~6 px)
+
+    def hit(a, b):
+        return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+    clashes = [sum(hit(boxes[i], boxes[j]) for j in range(len(boxes)) if j != i) for i in range(len(boxes))]
+    taken: list[int] = []
+    for i in sorted(range(len(boxes)), key=lambda i: clashes[i]):
+        if boxes[i][0] < 0 or boxes[i][2] > width or not labels[i]:
+            continue
+        if not any(hit(boxes[i], boxes[j]) for j in taken):
+            taken.append(i)
+    chosen = set(taken)
+    return [t if i in chosen else "" for i, t in enumerate(labels)]
+
+
+class TokenTable:
+    """Per-token rows (one column per position), shown in blocks of positions that fit the page.
+
+    ``rows`` maps a row name ("token", "input_ids", "label", ...) to one value per position. ``frame`` is
+    the whole table (rows x positions); in a notebook or the book it is drawn as consecutive tables of at
+    most ``width`` pixels each (an estimate from the number of characters), so no column is hidden beyond
+    the right edge of the page.
+    """
+
+    CHAR_PX, CELL_PX = 8.0, 16.0     # a table cell's character and padding widths in the book's theme (estimates)
+
+    def __init__(self, rows: dict, *, width: int = 620):
+        import pandas as pd
+        if not isinstance(rows, dict) or not rows:
+            raise ValueError("rows must be a non-empty dict: row name -> one value per position")
+        lengths = {name: len(values) for name, values in rows.items()}
+        if len(set(lengths.values())) != 1:
+            raise ValueError(f"rows must all have one value per position; got lengths {lengths}")
+        whole_number("width", width, minimum=100)
+        self.width = width
+        self.frame = pd.DataFrame({name: list(values) for name, values in rows.items()}).T
+
+    def blocks(self) -> list:
+        """The frame cut into consecutive blocks of positions, each at most ``width`` pixels wide (estimated)."""
+        px = lambda n: self.CELL_PX + self.CHAR_PX * n  # noqa: E731
+        used0 = px(max(len(str(i)) for i in self.frame.index))
+        blocks, start, used = [], 0, used0
+        for j, col in enumerate(self.frame.columns):
+            w = px(max([len(str(col))] + [len(str(v)) for v in self.frame[col]]))
+            if j > start and used + w > self.width:
+                blocks.append(self.frame.iloc[:, start:j])
+                start, used = j, used0
+            used += w
+        blocks.append(self.frame.iloc[:, start:])
+        return blocks
+
+    def _repr_html_(self) -> str:
+        parts = [b.to_html() for b in self.blocks()]
+        return '<div class="labkit-token-table">' + "".join(parts) + "</div>"
+
+    def __repr__(self) -> str:
+        return "\n\n".join(b.to_string() for b in self.blocks())
+
+
+def token_table(rows: dict, *, width: int = 620) -> TokenTable:
+    """A :class:`TokenTable` of ``rows`` (row name -> one value per position), drawn in blocks that fit the page."""
+    return TokenTable(rows, width=width)

@@ -680,7 +680,7 @@ def explorer_figure(grid):
     fig.update_layout(barmode="group", yaxis_type="log", yaxis_title="GiB (log scale)", height=520,
                       title="Memory at bf16 (weights, gradients, AdamW state; no activations)",
                       updatemenus=[dict(buttons=buttons, direction="down", x=1.0, y=1.15, active=1)],
-                      xaxis_tickangle=-45)
+                      xaxis_tickangle=-45, xaxis_title="model")
     return fig
 
 

@@ -3,7 +3,7 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from labkit import sizing, zoo
+from labkit import scaling, sizing, zoo
 
 NAMES = list(zoo.REGISTRY)
 
@@ -31,11 +31,8 @@ def test_published_sizes():
 
 
 def test_llama2_7b_and_70b_from_their_configs():
-    from transformers import LlamaConfig, LlamaForCausalLM
-    seven = LlamaConfig(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32,
-                        num_key_value_heads=32, vocab_size=32000)
-    seventy = LlamaConfig(hidden_size=8192, intermediate_size=28672, num_hidden_layers=80, num_attention_heads=64,
-                          num_key_value_heads=8, vocab_size=32000)
+    from transformers import LlamaForCausalLM
+    seven, seventy = scaling.llama2_config("7B"), scaling.llama2_config("70B")     # the published configs
     for cfg in (seven, seventy):
         with torch.device("meta"):
             assert sizing.param_count(cfg) == counted(LlamaForCausalLM(cfg))
