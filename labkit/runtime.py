@@ -10,9 +10,14 @@ object the rest of the notebook reads::
 The profile comes, in this order, from the notebook parameter, the
 ``LABKIT_PROFILE`` environment variable (the book build and the tests set it), or
 detection (``gpu`` when CUDA is present, ``cpu`` otherwise).
+
+Offline, most of the zoo's models are tiny randomly initialised stand-ins (``real_weights=False``).
+:func:`weights_notice` puts a visible note on the page wherever a result comes from one, and nothing
+where the published weights were loaded.
 """
 from __future__ import annotations
 
+import html
 import os
 import random
 import socket
@@ -26,7 +31,8 @@ from .check import whole_number
 
 PROFILES = ("smoke", "cpu", "gpu")
 
-__all__ = ["PROFILES", "get_profile", "get_device", "seed_everything", "is_offline", "setup", "Run", "headless"]
+__all__ = ["PROFILES", "get_profile", "get_device", "seed_everything", "is_offline", "setup", "Run", "headless",
+           "weights_notice", "stand_in_notice", "WeightsNotice"]
 
 
 def get_profile(profile: str | None = None) -> str:
@@ -141,3 +147,93 @@ def setup(profile: str | None = None, *, seed: int = 0, device: str | None = Non
     if not quiet:
         print(run)
     return run
+
+
+# ----------------------------------------------------------------------------- where the weights came from
+_NOTICE_STYLE = ("background:#fff8db;border:1px solid #e0b400;border-left:6px solid #e0b400;color:#2b2b2b;"
+                 "padding:0.55em 0.9em;margin:0.6em 0;border-radius:4px;line-height:1.45;font-size:0.95em")
+_NOTICE_TITLE_STYLE = "font-weight:600;margin:0 0 0.25em 0;color:#5c4700"
+
+
+@dataclass
+class WeightsNotice:
+    """The note :func:`weights_notice` displays: an HTML box (JupyterLab, Colab, the built book) and plain text."""
+
+    names: list[str]
+    what: str | None = None   # what on the page comes from the stand-in (default: "the numbers that come from it")
+    why: str = "Offline"      # why the stand-in is here
+    where: str = "when the notebook runs (or the book is built) with Hugging Face hub access"
+
+    @property
+    def text(self) -> str:
+        one = len(self.names) == 1
+        what = self.what or f"the numbers that come from {'it' if one else 'them'}"
+        stand_in = "is a tiny randomly initialised stand-in" if one else "are tiny randomly initialised stand-ins"
+        return (f"{self.why}, {_and(self.names)} {stand_in} of the same architecture, not the published weights. "
+                f"{what[:1].upper() + what[1:]} show that the code runs, not what the published "
+                f"{'model does' if one else 'models do'}. The published weights are loaded {self.where}.")
+
+    def _repr_html_(self) -> str:
+        return (f'<div class="labkit-weights-notice admonition note" role="note" style="{_NOTICE_STYLE}">'
+                f'<p class="labkit-weights-notice-title" style="{_NOTICE_TITLE_STYLE}">'
+                f"Note · not the published weights</p><p style=\"margin:0\">{html.escape(self.text)}</p></div>")
+
+    def __repr__(self) -> str:
+        return f"NOTE · not the published weights. {self.text}"
+
+
+def _and(names: list[str]) -> str:
+    if len(names) > 4:
+        return f"{', '.join(names[:3])} and {len(names) - 3} other models"
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _stand_ins(loaded: Any) -> list[str]:
+    """Names of the offline stand-ins in ``loaded`` (one loaded model, or a dict / list of them)."""
+    if isinstance(loaded, str):      # the name of a model the notebook replaced by a stand-in itself
+        return [loaded]
+    if isinstance(loaded, dict):
+        loaded = list(loaded.values())
+    if isinstance(loaded, (list, tuple)):
+        return [name for item in loaded for name in _stand_ins(item)]
+    if not hasattr(loaded, "real_weights"):
+        raise TypeError("weights_notice: loaded must be what labkit.zoo.load or labkit.transfer.Encoders returns "
+                        "(it has .real_weights), a dict or list of them, or the name of a model replaced by a "
+                        f"stand-in; got {type(loaded).__name__}")
+    if loaded.real_weights:
+        return []
+    inner = getattr(loaded, "loaded", loaded)          # Encoders wraps the zoo's Pretrained
+    if getattr(inner, "source", None) == "random-init":  # random weights asked for (pretrained=False): no stand-in
+        return []
+    return [str(getattr(loaded, "name", None) or getattr(inner, "name", "this model"))]
+
+
+def stand_in_notice(loaded: Any, *, what: str | None = None, **wording: str) -> WeightsNotice | None:
+    """The note for ``loaded`` when it holds an offline stand-in instead of the published weights, else ``None``.
+
+    ``loaded``: what :func:`labkit.zoo.load` or :class:`labkit.transfer.Encoders` returns (or a dict / list of
+    them), or the name of a model the notebook itself replaced by a tiny random one. A model loaded with
+    ``pretrained=False`` (random weights on purpose, a "from scratch" arm) is no stand-in. ``what`` names what
+    on the page comes from it; ``why`` and ``where`` (keywords) say why the stand-in is there (default
+    "Offline") and where the published weights are loaded (default: with Hugging Face hub access).
+    """
+    names = _stand_ins(loaded)
+    return WeightsNotice(list(dict.fromkeys(names)), what, **wording) if names else None
+
+
+def weights_notice(loaded: Any, *, what: str | None = None, **wording: str) -> None:
+    """Show :func:`stand_in_notice`'s note, if there is one: in a notebook an HTML box (JupyterLab, Colab and the
+    built book; plain text where HTML is not shown), elsewhere a printed line. Nothing when the weights are real."""
+    notice = stand_in_notice(loaded, what=what, **wording)
+    if notice is None:
+        return
+    try:
+        from IPython import get_ipython
+        shell = get_ipython()
+    except ImportError:
+        shell = None
+    if shell is None:
+        print(repr(notice))
+    else:
+        from IPython.display import display
+        display(notice)

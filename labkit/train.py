@@ -15,7 +15,11 @@ data and adds what a lab needs:
   stopped (the data order, the random state and the optimizer all come back);
 * a NaN or infinite loss stops the run with an error naming the step;
 * interrupting the kernel stops at the next step boundary, saves a checkpoint
-  and returns the history so far, so nothing is lost.
+  and returns the history so far, so nothing is lost;
+* under ``torchrun`` the same call trains with several processes
+  (DistributedDataParallel, or FSDP with ``parallel="fsdp"``): each process
+  takes its share of every global batch, only rank 0 prints, plots and writes
+  checkpoints, and exact resume still holds (:mod:`labkit.distributed`).
 """
 from __future__ import annotations
 
@@ -33,7 +37,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset, TensorDataset, default_collate
 
-from .check import number, positive, whole_number
+from . import distributed
+from .check import number, one_of, positive, whole_number
 
 __all__ = ["fit", "train_step", "evaluate", "History", "TrainState", "Callback", "EarlyStopping",
            "Batches", "accuracy", "warmup_cosine", "default_forward", "load_checkpoint"]
@@ -79,7 +84,10 @@ class Batches:
         return torch.randperm(self.n, generator=g)
 
     def batch(self, order: torch.Tensor, i: int) -> Any:
-        idx = order[i * self.batch_size:(i + 1) * self.batch_size]
+        return self.pick(order[i * self.batch_size:(i + 1) * self.batch_size])
+
+    def pick(self, idx: torch.Tensor) -> Any:
+        """The examples at indices ``idx``, collated into one batch."""
         if self._tensors is not None:
             return tuple(t[idx] for t in self._tensors)
         return self.collate([self.data[j] for j in idx.tolist()])
@@ -169,7 +177,14 @@ class TrainState:
 
 
 class Callback:
-    """Override any of these; a callback with state also defines state_dict/load_state_dict."""
+    """Override any of these; a callback with state also defines state_dict/load_state_dict.
+
+    Under torchrun a callback runs on rank 0 only (it prints, plots, logs), unless it sets
+    ``every_rank = True`` because every process needs its effect. Setting ``state.stop`` on any
+    process stops all of them at the same step.
+    """
+
+    every_rank: bool = False
 
     def on_fit_start(self, state: TrainState) -> None: ...
     def on_step_end(self, state: TrainState) -> None: ...
@@ -179,6 +194,8 @@ class Callback:
 
 class EarlyStopping(Callback):
     """Stop when ``monitor`` has not improved for ``patience`` epochs; optionally restore the best weights."""
+
+    every_rank = True     # under torchrun every process must stop, and restore, alike
 
     def __init__(self, monitor: str = "val_loss", patience: int = 3, mode: str = "min",
                  min_delta: float = 0.0, restore_best: bool = True):
@@ -261,12 +278,24 @@ def _set_rng_state(state: dict) -> None:
 
 
 def save_atomic(obj: Any, path: str | os.PathLike) -> None:
-    """torch.save to a temporary file beside ``path``, then rename: never a half-written file."""
+    """torch.save to a temporary file beside ``path``, flushed to disk, then renamed over ``path``.
+
+    The rename is atomic: ``path`` is the previous complete checkpoint or the new complete one, never a
+    half-written file, even if the writing process dies mid-save (it leaves at most its own temporary file,
+    named after its process id, which a failed save removes).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
@@ -410,22 +439,35 @@ class Checkpoint:
     """Where a run is saved (atomically) and how it comes back exactly: weights, optimizer,
     scheduler, history, callbacks' state, random state, and the position in the data."""
 
-    def __init__(self, path, batches: Batches, state: TrainState, scheduler: Any, callbacks: list):
+    def __init__(self, path, batches: Batches, state: TrainState, scheduler: Any, callbacks: list,
+                 ctx: distributed.Context | None = None):
         self.path = None if path is None else Path(path)
-        self.config = {"batch_size": batches.batch_size, "seed": batches.seed, "n": batches.n}
+        self.ctx = ctx or distributed.Context()
+        self.config = {"batch_size": batches.batch_size, "seed": batches.seed, "n": batches.n,
+                       "world_size": self.ctx.world}
         self.state, self.scheduler, self.callbacks = state, scheduler, callbacks
 
     def save(self, epoch: int, batch: int) -> None:
-        """Save the position "next: batch ``batch`` of epoch ``epoch``"; nothing without a path."""
+        """Save the position "next: batch ``batch`` of epoch ``epoch``"; nothing without a path.
+
+        Under torchrun every process calls this (FSDP gathers the shards, every process's random state
+        is collected) and rank 0 alone writes the file.
+        """
         if self.path is None:
             return
-        s, sched = self.state, self.scheduler
-        save_atomic({"format": 1, "config": self.config, "epoch": epoch, "batch": batch, "step": s.step,
-                     "model": s.model.state_dict(), "optimizer": s.optimizer.state_dict(),
-                     "scheduler": sched.state_dict() if sched is not None else None,
-                     "history": s.history.to_dict(), "rng": _rng_state(),
-                     "callbacks": [cb.state_dict() if hasattr(cb, "state_dict") else None for cb in self.callbacks]},
-                    self.path)
+        s, sched, ctx = self.state, self.scheduler, self.ctx
+        model_state, optim_state = distributed.checkpoint_states(s.model, s.optimizer)
+        rng = _rng_state()
+        rng_ranks = distributed.gather_objects(rng, ctx.world) if ctx.active else None
+        if ctx.is_main:
+            save_atomic({"format": 1, "config": self.config, "epoch": epoch, "batch": batch, "step": s.step,
+                         "model": model_state, "optimizer": optim_state,
+                         "scheduler": sched.state_dict() if sched is not None else None,
+                         "history": s.history.to_dict(), "rng": rng, "rng_ranks": rng_ranks,
+                         "callbacks": [cb.state_dict() if hasattr(cb, "state_dict") else None
+                                       for cb in self.callbacks]}, self.path)
+        if ctx.active:       # no process goes on (and perhaps reads the file) before rank 0 has written it
+            distributed.barrier()
 
     def restore(self) -> tuple[int, int]:
         """Load the checkpoint if it exists and return the (epoch, batch) to continue from."""
@@ -435,20 +477,22 @@ class Checkpoint:
             return 0, 0
         ck, s = load_checkpoint(self.path), self.state
         for key, value in self.config.items():
-            if ck["config"].get(key) != value:
-                raise ValueError(f"cannot resume: the checkpoint was written with {key}={ck['config'].get(key)!r}, "
+            saved = ck["config"].get(key, 1 if key == "world_size" else None)   # older checkpoints: one process
+            if saved != value:
+                what = " (processes)" if key == "world_size" else ""
+                raise ValueError(f"cannot resume: the checkpoint was written with {key}{what}={saved!r}, "
                                  f"this call has {key}={value!r}")
-        s.model.load_state_dict(ck["model"])
-        s.optimizer.load_state_dict(ck["optimizer"])
+        distributed.load_checkpoint_states(s.model, s.optimizer, ck["model"], ck["optimizer"])
         if self.scheduler is not None and ck.get("scheduler") is not None:
             self.scheduler.load_state_dict(ck["scheduler"])
         s.history.steps, s.history.epochs = ck["history"]["steps"], ck["history"]["epochs"]
         for cb, cb_state in zip(self.callbacks, ck.get("callbacks", [])):
             if cb_state is not None and hasattr(cb, "load_state_dict"):
                 cb.load_state_dict(cb_state)
-        _set_rng_state(ck["rng"])
+        _set_rng_state(ck["rng_ranks"][self.ctx.rank] if ck.get("rng_ranks") else ck["rng"])
         s.step = ck["step"]
-        print(f"resumed from {self.path.name}: epoch {ck['epoch'] + 1}, step {s.step}")
+        if self.ctx.is_main:
+            print(f"resumed from {self.path.name}: epoch {ck['epoch'] + 1}, step {s.step}")
         return ck["epoch"], ck["batch"]
 
 
@@ -471,13 +515,14 @@ def _progress_bar(progress: bool | str, state: TrainState):
 
 # ----------------------------------------------------------------------------- fit
 def fit(model: torch.nn.Module, train, *, epochs: int | None = None, steps: int | None = None,
-        batch_size: int = 32, lr: float | None = None, optimizer: torch.optim.Optimizer | None = None,
+        batch_size: int | None = None, lr: float | None = None, optimizer: torch.optim.Optimizer | None = None,
         weight_decay: float = 0.0, loss_fn: Callable = F.cross_entropy, forward: Callable = default_forward,
         val=None, metrics: dict[str, Callable] | None = None, scheduler: Any = None,
         clip_grad_norm: float | None = None, callbacks: Iterable[Callback] = (),
         checkpoint: str | os.PathLike | None = None, checkpoint_every: int | None = None, resume: bool = False,
         interrupt_after: int | None = None, seed: int = 0, collate: Callable | None = None,
-        progress: bool | str = "auto", name: str = "run") -> History:
+        progress: bool | str = "auto", name: str = "run", global_batch_size: int | None = None,
+        parallel: str = "ddp", backend: str | None = None) -> History:
     """Train ``model`` on ``train`` with :func:`train_step` and return its :class:`History`.
 
     Run ``epochs`` passes over the data, or a budget of ``steps`` optimisation steps
@@ -489,8 +534,30 @@ def fit(model: torch.nn.Module, train, *, epochs: int | None = None, steps: int 
     ``checkpoint``, the run is saved every ``checkpoint_every`` steps and at each epoch
     end, and ``resume=True`` continues from it exactly. ``interrupt_after=k`` behaves
     like pressing Stop after step k (the resume tests use it).
+
+    ``batch_size`` (default 32) is per process, PyTorch's convention: under ``torchrun`` with N
+    processes the global batch is N times larger. ``global_batch_size`` instead fixes the global
+    batch (it must split evenly over the processes), so the same call trains the same model with any
+    number of processes. ``parallel`` ("ddp" or "fsdp") and ``backend`` (None: nccl on CUDA, else
+    gloo) matter only under torchrun; see :mod:`labkit.distributed`.
     """
-    batches = Batches(train, batch_size, shuffle=True, seed=seed, collate=collate, name="train")
+    one_of("parallel", parallel, distributed.PARALLEL)
+    ctx = distributed.context(backend)
+    if global_batch_size is not None:
+        if batch_size is not None:
+            raise ValueError("give batch_size (per process) or global_batch_size (all processes together), not both")
+        batch_size = distributed.per_process_batch(global_batch_size, ctx.world)
+    batches = Batches(train, 32 if batch_size is None else batch_size, shuffle=True, seed=seed, collate=collate,
+                      name="train")
+    step_model = model
+    if ctx.active:
+        batches = distributed.ShardedBatches(batches, ctx.rank, ctx.world)
+        if parallel == "fsdp" and optimizer is not None:
+            raise ValueError("parallel='fsdp' shards the parameters, so fit must build the optimizer after "
+                             "sharding: give lr= instead of optimizer=")
+        if _model_device(model).type == "cuda" and _model_device(model) != ctx.device:
+            model.to(ctx.device)                      # one GPU per process: cuda:LOCAL_RANK
+        step_model = distributed.wrap_model(model, ctx, parallel)
     n_epochs, budget = _budget(epochs, steps, len(batches))
     optimizer = _make_optimizer(model, lr, optimizer, weight_decay)
     whole_number("checkpoint_every", checkpoint_every, allow_none=True)
@@ -499,14 +566,15 @@ def fit(model: torch.nn.Module, train, *, epochs: int | None = None, steps: int 
     if scheduler is not None and not isinstance(scheduler, torch.optim.lr_scheduler.LRScheduler):
         scheduler = scheduler(optimizer)
     callbacks, device = list(callbacks), _model_device(model)
+    here = [cb for cb in callbacks if ctx.is_main or cb.every_rank]    # rank 0 runs all; the others, every_rank ones
     state = TrainState(model=model, optimizer=optimizer, history=History(), epochs=n_epochs,
                        steps_per_epoch=len(batches), name=name, budget=budget)
-    saved = Checkpoint(checkpoint, batches, state, scheduler, callbacks)
+    saved = Checkpoint(checkpoint, batches, state, scheduler, callbacks, ctx)
     start_epoch, start_batch = saved.restore() if resume else (0, 0)
     evaluate_kw = dict(batch_size=batches.batch_size, loss_fn=loss_fn, forward=forward, metrics=metrics,
                        collate=collate)
-    bar = _progress_bar(progress, state)
-    for cb in callbacks:
+    bar = _progress_bar(progress, state) if ctx.is_main else None
+    for cb in here:
         cb.on_fit_start(state)
     with _StopOnInterrupt() as interrupt:
         for epoch in range(start_epoch, n_epochs):
@@ -515,20 +583,26 @@ def fit(model: torch.nn.Module, train, *, epochs: int | None = None, steps: int 
             order = batches.order(state.epoch)
             for b in range(start_batch if state.epoch == start_epoch else 0, len(batches)):
                 lr_now = float(optimizer.param_groups[0]["lr"])
-                state.loss = train_step(model, to_device(batches.batch(order, b), device), optimizer,
-                                        loss_fn=loss_fn, forward=forward, clip=clip_grad_norm,
+                batch, step_loss = batches.batch(order, b), loss_fn
+                if ctx.active:            # this process's share, and a loss whose value is the global batch's
+                    batch, weight = batch
+                    step_loss = distributed.sharded_loss(loss_fn, weight, ctx.world)
+                state.loss = train_step(step_model, to_device(batch, device), optimizer,
+                                        loss_fn=step_loss, forward=forward, clip=clip_grad_norm,
                                         scheduler=scheduler, step=state.step + 1)
                 state.step += 1
                 state.history.steps.append({"step": state.step, "epoch": state.epoch + 1, "loss": state.loss,
                                             "lr": lr_now})
-                for cb in callbacks:
+                for cb in here:
                     cb.on_step_end(state)
+                if ctx.active:            # every process stops at the same step, or none does
+                    state.stop, interrupt.requested = distributed.any_rank(state.stop, interrupt.requested)
                 if bar is not None:
                     bar.update(1)
                 if interrupt.requested or state.step == interrupt_after:
                     state.history.interrupted = True
                     saved.save(state.epoch, b + 1)
-                    if interrupt.requested:
+                    if interrupt.requested and ctx.is_main:
                         print(f"interrupted at step {state.step}; " + (f"resume from {saved.path.name} with "
                               "resume=True" if saved.path else "pass checkpoint= to be able to resume"))
                     break
@@ -539,13 +613,15 @@ def fit(model: torch.nn.Module, train, *, epochs: int | None = None, steps: int 
             if state.history.interrupted:
                 break
             _end_epoch(state, val, evaluate_kw)
-            for cb in callbacks:
+            for cb in here:
                 cb.on_epoch_end(state)
+            if ctx.active:
+                state.stop, = distributed.any_rank(state.stop)
             saved.save(state.epoch + 1, 0)
             if state.stop or state.step >= budget:
                 break
     if bar is not None:
         bar.close()
-    for cb in callbacks:
+    for cb in here:
         cb.on_fit_end(state)
     return state.history

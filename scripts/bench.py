@@ -1,13 +1,15 @@
 """make bench: figures, not assertions.
 
-1. Each notebook's wall time at the ``smoke`` and ``cpu`` profiles (papermill, offline).
+1. Each notebook's wall and CPU time at the ``cpu`` profile (or ``--profiles``), slowest first, from Jupyter
+   Book's execution cache (scripts/book_cache.py): a notebook the cache lacks is executed first, one at a
+   time (``--jobs``), so its time is not shared with another notebook; cached ones print at once.
 2. The training loop's overhead: ``labkit.train.fit`` against a hand-written PyTorch loop on the same
    model, data, optimizer and batch order (median of several alternating runs, and the ratio).
 3. Any further benchmark modules under scripts/ named ``bench_*.py`` with a ``main()``.
 
     python -m scripts.bench                       # everything
     python -m scripts.bench --skip-notebooks      # only the loop overhead and the extra benchmarks
-    python -m scripts.bench --profiles smoke --match ch02
+    python -m scripts.bench --profiles smoke,cpu --match ch02
 """
 from __future__ import annotations
 
@@ -15,7 +17,6 @@ import argparse
 import importlib
 import os
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
@@ -31,24 +32,13 @@ def notebooks(match: str | None) -> list[Path]:
     return [p for p in found if not match or match in str(p)]
 
 
-def time_notebooks(profiles: list[str], match: str | None) -> None:
-    import papermill as pm
+def time_notebooks(profiles: list[str], match: str | None, jobs: int = 1) -> None:
+    from scripts import book_cache
     os.environ.update({"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "LABKIT_HEADLESS": "1"})
-    print(f"{'notebook':55s} " + " ".join(f"{p:>9s}" for p in profiles))
-    for nb in notebooks(match):
-        cells = []
-        for profile in profiles:
-            os.environ["LABKIT_PROFILE"] = profile
-            with tempfile.TemporaryDirectory() as tmp:
-                start = time.perf_counter()
-                try:
-                    pm.execute_notebook(str(nb), str(Path(tmp) / nb.name), parameters={"profile": profile},
-                                        kernel_name="python3", cwd=str(nb.parent), progress_bar=False)
-                    cells.append(f"{time.perf_counter() - start:8.1f}s")
-                except Exception as e:  # report and go on: a benchmark prints, it does not stop
-                    cells.append(f"{'FAILED':>9s}")
-                    print(f"  {nb.name} at {profile}: {type(e).__name__}: {str(e).splitlines()[0][:120]}")
-        print(f"{str(nb.relative_to(ROOT)):55s} " + " ".join(cells), flush=True)
+    for profile in profiles:
+        rows, _ = book_cache.execute(profile, jobs=jobs, match=match)
+        book_cache.print_times([r for r in rows if not match or match in r["notebook"]], profile)
+    print(f"load average now: {' '.join(f'{v:.1f}' for v in os.getloadavg())} (2 cores: above 2, times are inflated)")
 
 
 def _model() -> torch.nn.Module:
@@ -110,7 +100,8 @@ def extra_benchmarks() -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--profiles", default="smoke,cpu", help="comma-separated profiles to time (default smoke,cpu)")
+    ap.add_argument("--profiles", default="cpu", help="comma-separated profiles to time (default cpu)")
+    ap.add_argument("--jobs", type=int, default=1, help="notebooks executed side by side when not cached (default 1)")
     ap.add_argument("--match", default=None, help="only notebooks whose path contains this")
     ap.add_argument("--skip-notebooks", action="store_true")
     args = ap.parse_args()
@@ -119,7 +110,7 @@ def main() -> None:
     extra_benchmarks()
     if not args.skip_notebooks:
         print()
-        time_notebooks([p.strip() for p in args.profiles.split(",") if p.strip()], args.match)
+        time_notebooks([p.strip() for p in args.profiles.split(",") if p.strip()], args.match, args.jobs)
 
 
 if __name__ == "__main__":

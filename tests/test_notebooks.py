@@ -5,7 +5,9 @@ The executed copy goes to the test's temporary folder; the wall time is printed
 (``make bench`` reports timings; tests do not assert them).
 """
 import json
+import os
 import pathlib
+import shutil
 import time
 
 import papermill as pm
@@ -34,4 +36,9 @@ def test_notebook_runs_at_smoke_profile(path, tmp_path):
     executed = json.loads(out.read_text())
     errors = [o for c in executed["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert not errors
+    keep = os.environ.get("LABKIT_KEEP_EXECUTED")   # `make e2e` builds its smoke book from these executed copies
+    if keep:
+        dest = pathlib.Path(keep) / path.relative_to(ROOT)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(out, dest)
     print(f"\n{path.relative_to(ROOT)}: {seconds:.1f} s at the smoke profile")
