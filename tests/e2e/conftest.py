@@ -144,3 +144,26 @@ def book_server():
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
+
+
+_visits: dict[str, dict] = {}
+
+
+@pytest.fixture
+def visit(book_server, browser):
+    """Open a page of the built book once, at 1300 x 900 with the network blocked, and keep what every check reads:
+    ``check`` (probes.CHECK), ``measure`` (probes.MEASURE), the console ``errors`` and the ``blocked`` requests."""
+    from probes import CHECK, MEASURE
+
+    def get(rel: str) -> dict:
+        if rel not in _visits:
+            p = Page(browser, width=1300, height=900)
+            try:
+                p.page.goto(f"{book_server}/{rel}", wait_until="load", timeout=60_000)
+                check = p.page.evaluate(CHECK)
+                measure = p.page.evaluate(MEASURE)
+                _visits[rel] = {"check": check, "measure": measure, "errors": list(p.errors), "blocked": list(p.blocked)}
+            finally:
+                p.close()
+        return _visits[rel]
+    return get

@@ -6,7 +6,6 @@ SVG; every internal link points at a page (and an anchor) that exists.
 """
 from __future__ import annotations
 
-import re
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -71,33 +70,12 @@ def test_internal_links_resolve():
     assert not broken, f"{len(broken)} broken internal links: {broken[:20]}"
 
 
-CHECK = """async () => {
-  const wait = (ms) => new Promise(r => setTimeout(r, ms));
-  for (let i = 0; i < 100 && window.MathJax && !(MathJax.startup && MathJax.startup.promise); i++) await wait(100);
-  if (window.MathJax && MathJax.startup && MathJax.startup.promise) await MathJax.startup.promise;
-  const mermaids = Array.from(document.querySelectorAll('pre.mermaid'));
-  for (let i = 0; i < 100 && mermaids.some(m => !m.querySelector('svg')); i++) await wait(100);
-  const plots = Array.from(document.querySelectorAll('.plotly-graph-div'));
-  for (let i = 0; i < 100 && plots.some(p => !p.querySelector('.main-svg')); i++) await wait(100);
-  const math = Array.from(document.querySelectorAll('span.math, div.math'));
-  return {
-    plots: plots.length,
-    plots_without_traces: plots.filter(p => !(p.data && p.data.length && p.querySelector('.main-svg'))).map(p => p.id),
-    math: math.length,
-    math_not_typeset: math.filter(m => !m.querySelector('mjx-container')).map(m => m.textContent.slice(0, 60)),
-    mermaid: mermaids.length,
-    mermaid_not_svg: mermaids.filter(m => !m.querySelector('svg')).map(m => m.textContent.slice(0, 60)),
-    mathjax_scripts: Array.from(document.scripts).filter(s => /mathjax/i.test(s.src)).length,
-  };
-}"""
-
-
 @pytest.mark.parametrize("rel", pages())
-def test_page_reads_offline(rel, book_server, page):
-    page.page.goto(f"{book_server}/{rel}", wait_until="load", timeout=60_000)
-    found = page.page.evaluate(CHECK)
-    assert not page.blocked, f"requests to other hosts: {page.blocked[:5]}"
-    assert not page.errors, page.errors[:5]
+def test_page_reads_offline(rel, visit):
+    seen = visit(rel)
+    found = seen["check"]
+    assert not seen["blocked"], f"requests to other hosts: {seen['blocked'][:5]}"
+    assert not seen["errors"], seen["errors"][:5]
     assert not found["plots_without_traces"], found
     assert not found["math_not_typeset"], found
     assert not found["mermaid_not_svg"], found
