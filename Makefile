@@ -6,6 +6,7 @@
 #   make bench  every notebook's cpu-profile time (slowest first) and the training loop's overhead
 #   make course the labs' learner and instructor notebooks, generated from their one source each in course/
 #   make grade  SUBMISSIONS=folder: grade learners' lab notebooks offline into a score table
+#   make colab-check  the README's Colab set-up cell in an environment with only Colab's preinstalls
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -27,7 +28,7 @@ ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 # make e2e: Debian's Chromium (installed when missing; Playwright's own browser download needs the internet)
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: install test checked-outputs book book-smoke lab e2e e2e-deps bench course grade clean
+.PHONY: install test checked-outputs book book-smoke lab e2e e2e-deps bench course grade colab-check clean
 
 install: $(STAMP)
 
@@ -92,6 +93,10 @@ GRADE_JOBS ?= 1
 grade: $(STAMP)
 	$(if $(SUBMISSIONS),,$(error make grade needs SUBMISSIONS=<folder of notebooks>))
 	$(OFFLINE_ENV) $(BIN)/python -m scripts.grade "$(SUBMISSIONS)" $(if $(LAB),--lab $(LAB)) --out $(GRADES) --timeout $(GRADE_TIMEOUT) --jobs $(GRADE_JOBS)
+
+# make colab-check: the README's Colab cell in a fresh environment with only Colab's preinstalls, then labs there.
+colab-check: $(STAMP)
+	$(OFFLINE_ENV) $(BIN)/python -m scripts.colab_check $(COLAB_LABS)
 
 bench: $(STAMP)
 	$(OFFLINE_ENV) $(BOOK_ENV) $(BIN)/python -m scripts.bench
