@@ -73,13 +73,19 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-def serve_repository() -> tuple[str, http.server.ThreadingHTTPServer]:
+class _Server(http.server.ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):   # git hangs up early: fine
+            super().handle_error(request, client_address)
+
+
+def serve_repository() -> tuple[str, _Server]:
     """HEAD of this repository as a bare git repository over HTTP (git's 'dumb' protocol: plain files)."""
     bare = WORK / "repo.git"
     _run(["rm", "-rf", str(bare)])
     _run(["git", "clone", "--quiet", "--bare", str(ROOT), str(bare)])
     _run(["git", "-C", str(bare), "update-server-info"])
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(WORK)))
+    server = _Server(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(WORK)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return f"http://127.0.0.1:{server.server_address[1]}/repo.git", server
 

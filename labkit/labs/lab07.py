@@ -104,15 +104,26 @@ def _cache(out):
     return None
 
 
+def _kv(cache) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(keys, values) of each layer of a KV cache, as each version of transformers stores them."""
+    if hasattr(cache, "layers"):             # transformers >= 4.54: one object per layer
+        return [(layer.keys, layer.values) for layer in cache.layers]
+    if hasattr(cache, "key_cache"):          # DynamicCache before 4.54: two lists
+        return list(zip(cache.key_cache, cache.value_cache))
+    return [(layer[0], layer[1]) for layer in cache]   # the legacy tuple: (K, V[, cross K, cross V]) per layer
+
+
 def _cache_layers(out) -> dict[str, Any]:
     """The first layer of each KV cache a forward pass returned, by row name (an empty dict when none)."""
     c = _cache(out)
     if c is None:
         return {}
     if hasattr(c, "self_attention_cache"):     # an encoder-decoder: the decoder's own cache and the encoder's K/V
-        return {"cache K (layer 0)": c.self_attention_cache.layers[0].keys,
-                "cross-attention K (layer 0)": c.cross_attention_cache.layers[0].keys}
-    return {"cache K (layer 0)": c.layers[0].keys}
+        return {"cache K (layer 0)": _kv(c.self_attention_cache)[0][0],
+                "cross-attention K (layer 0)": _kv(c.cross_attention_cache)[0][0]}
+    if isinstance(c, tuple) and len(c[0]) == 4:  # a legacy encoder-decoder tuple
+        return {"cache K (layer 0)": c[0][0], "cross-attention K (layer 0)": c[0][2]}
+    return {"cache K (layer 0)": _kv(c)[0][0]}
 
 
 def output_table(family: str, inputs: dict[str, torch.Tensor], out):
@@ -216,8 +227,7 @@ class RealSize:
         whole_number("batch", batch, minimum=1)
         with torch.device("meta"):
             out = self.model(precision)(input_ids=torch.zeros(batch, tokens, dtype=torch.long), use_cache=True)
-        layers = _cache(out).layers
-        return sum(t.numel() * t.element_size() for layer in layers for t in (layer.keys, layer.values))
+        return sum(t.numel() * t.element_size() for kv in _kv(_cache(out)) for t in kv)
 
 
 def llama_configs() -> dict[str, Any]:
