@@ -645,6 +645,17 @@ def load(name: str = "all-MiniLM-L6-v2", *, pretrained: bool = True, offline: bo
 
 
 # ------------------------------------------------------------------ example inputs and one forward pass
+def set_attention(model, implementation: str = "eager") -> None:
+    """Switch a transformers model's attention implementation (``"eager"`` is the one that can return its
+    weights and that a FLOP counter sees as matrix products). transformers >= 4.54 has a method for it; before,
+    the forward pass reads the config (and the SDPA attention of 4.40-4.47 falls back to eager when asked for
+    its weights)."""
+    if hasattr(model, "set_attn_implementation"):
+        model.set_attn_implementation(implementation)
+    else:
+        model.config._attn_implementation = implementation
+
+
 def _context(cfg) -> int | None:
     """The longest token sequence a text config accepts (None: no fixed limit)."""
     if cfg.model_type == "roberta":

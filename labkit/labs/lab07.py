@@ -192,11 +192,11 @@ def attention_reach(model, batch: dict[str, torch.Tensor], t: int, row: int = 0)
     if int(ids.max()) >= vocab:
         ids = torch.randint(5, vocab, ids.shape, generator=torch.Generator().manual_seed(0))
     before = model.config._attn_implementation
-    model.set_attn_implementation("eager")
+    zoo.set_attention(model, "eager")
     try:
         att = model(input_ids=ids, attention_mask=mask, output_attentions=True).attentions
     finally:
-        model.set_attn_implementation(before)
+        zoo.set_attention(model, before)
     return max(int((a[row, :, t] > 0).any(0).sum()) for a in att)   # a: (batch, heads, queries, keys)
 
 
