@@ -10,6 +10,8 @@ real-size decoder is built on the ``meta`` device: shapes, no memory), never typ
 """
 from __future__ import annotations
 
+import contextlib
+
 import copy
 import math
 import numbers
@@ -92,6 +94,22 @@ _OUTPUT_AXES = {
                                                          "the encoder's keys for cross-attention, computed once "
                                                          "and kept"),
 }
+
+
+@contextlib.contextmanager
+def _autocast_on_meta():
+    """Let a forward pass on the meta device open ``torch.autocast``: the rotary embedding of transformers < 4.54
+    opens ``torch.autocast(device_type=x.device.type, enabled=False)``, which torch refuses for ``meta``
+    ("unsupported scalarType"). On meta nothing is computed, so that context can be empty."""
+    real = torch.autocast
+
+    def autocast(device_type, *args, **kwargs):
+        return contextlib.nullcontext() if device_type == "meta" else real(device_type, *args, **kwargs)
+    torch.autocast = autocast
+    try:
+        yield
+    finally:
+        torch.autocast = real
 
 
 def _cache(out):
@@ -225,7 +243,7 @@ class RealSize:
         """Bytes of the KV cache after a forward pass over ``batch`` sequences of ``tokens`` tokens (measured)."""
         whole_number("tokens", tokens, minimum=1, maximum=self.config.max_position_embeddings)
         whole_number("batch", batch, minimum=1)
-        with torch.device("meta"):
+        with torch.device("meta"), _autocast_on_meta():
             out = self.model(precision)(input_ids=torch.zeros(batch, tokens, dtype=torch.long), use_cache=True)
         return sum(t.numel() * t.element_size() for kv in _kv(_cache(out)) for t in kv)
 
