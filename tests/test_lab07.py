@@ -283,3 +283,50 @@ def test_swap_encoder_trains_a_copy_and_scores_both_splits(swapped):
     stand_in = zoo.load("TinyLlama-1.1B", quiet=True)
     with pytest.raises(ValueError, match="came without a tokenizer"):
         lab07.swap_encoder(stand_in, data, 8, epochs=1, batch_size=4)
+
+
+def test_the_kv_cache_is_read_as_every_transformers_version_stores_it():
+    """Colab had transformers 4.53 (DynamicCache with key_cache/value_cache lists), this machine has 5.x (layers)."""
+    k, v = torch.zeros(1, 2, 3, 4), torch.ones(1, 2, 3, 4)
+
+    class Layer:
+        keys, values = k, v
+
+    class New:
+        layers = [Layer(), Layer()]
+
+    class Old:
+        key_cache, value_cache = [k, k], [v, v]
+
+    for cache in (New(), Old(), ((k, v), (k, v))):
+        kv = lab07._kv(cache)
+        assert len(kv) == 2 and kv[0][0] is k and kv[1][1] is v
+    legacy_seq2seq = {"past_key_values": ((k, v, v, k),)}
+    assert lab07._cache_layers(legacy_seq2seq)["cross-attention K (layer 0)"] is v
+
+
+def test_set_attention_without_the_method_sets_the_config(families):
+    class Config:
+        _attn_implementation = "sdpa"
+
+    class OldModel:               # transformers < 4.54 has no set_attn_implementation
+        config = Config()
+
+    m = OldModel()
+    zoo.set_attention(m, "eager")
+    assert m.config._attn_implementation == "eager"
+    model = families["decoder"].model
+    before = model.config._attn_implementation
+    zoo.set_attention(model, "eager")
+    assert model.config._attn_implementation == "eager"
+    zoo.set_attention(model, before)
+    assert model.config._attn_implementation == before
+
+
+def test_a_meta_forward_may_open_autocast_and_the_real_autocast_comes_back():
+    real = torch.autocast
+    with lab07._autocast_on_meta():
+        with torch.autocast(device_type="meta", enabled=False):
+            pass
+        assert torch.autocast is not real
+    assert torch.autocast is real
